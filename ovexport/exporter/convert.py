@@ -1,0 +1,75 @@
+"""Convert one PyTorch part to OpenVINO and save it, keeping 16-bit weights 16-bit all the way.
+
+16-bit weights are handed to OpenVINO's own 16-bit tracing patch (Linear/Embedding become
+extension ops whose constants stay fp16/bf16 with fp32 activations), so converting the 2.4B LLM
+needs its bf16 size in memory, not an fp32 copy.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from .spec import PartSpec
+
+WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def sixteen_bit_tracing(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Scope OpenVINO's 16-bit tracing patch to one conversion, and undo the torch-function patches after."""
+    from openvino.frontend.pytorch import patch_model
+
+    make_traceable = getattr(patch_model, "__make_16bit_traceable")
+    unpatch_fns = getattr(patch_model, "_unpatch_torch_functions", None)
+    make_traceable(module)
+    try:
+        yield module
+    finally:
+        if unpatch_fns is not None:
+            unpatch_fns()
+        patch_model.unpatch_model(module, "_openvino_module_extension_patch_orig_forward")
+
+
+def _name_ports(ov_model, spec: PartSpec) -> None:
+    if len(ov_model.inputs) != len(spec.input_names) or len(ov_model.outputs) != len(spec.output_names):
+        raise RuntimeError(f"{spec.name}: traced {len(ov_model.inputs)} inputs/{len(ov_model.outputs)} outputs, "
+                           f"expected {len(spec.input_names)}/{len(spec.output_names)}")
+    for port, name in zip(ov_model.inputs, spec.input_names):
+        port.get_tensor().set_names({name})
+    for port, name in zip(ov_model.outputs, spec.output_names):
+        port.get_tensor().set_names({name})
+
+
+def convert_part(spec: PartSpec, weight_dtype: str):
+    """Load the part, trace it and return the ``ov.Model`` (PyTorch weights released before returning)."""
+    import openvino as ov
+
+    module = spec.load()
+    dtype = WEIGHT_DTYPES[weight_dtype]
+    for p in module.parameters():
+        if p.dtype.is_floating_point and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+    with torch.no_grad():
+        if dtype == torch.float32:
+            ov_model = ov.convert_model(module, example_input=spec.example_input)
+        else:
+            with sixteen_bit_tracing(module):
+                ov_model = ov.convert_model(module, example_input=spec.example_input)
+    _name_ports(ov_model, spec)
+    del module
+    gc.collect()
+    return ov_model
+
+
+def save_ir(ov_model, out_dir: Path, filename: str) -> Path:
+    """Save without re-compressing: the weights keep the dtype the conversion gave them."""
+    import openvino as ov
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / filename
+    ov.save_model(ov_model, path, compress_to_fp16=False)
+    return path

@@ -1,0 +1,85 @@
+"""What to export of MiniCPM-V-2, part by part: tracing wrappers, example inputs, input/output names.
+
+The generic exporter (``ovexport.exporter``) turns each :class:`PartSpec` into an OpenVINO IR.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ovexport.exporter.spec import PartSpec, StatefulSpec
+
+from .config import MiniCPMV2Config
+from .llm import MiniCPMLM
+from .parts import load_image_encoder, load_llm, load_text_embeddings
+
+TEXT_EMBEDDINGS = "openvino_text_embeddings_model.xml"
+LANGUAGE_MODEL = "openvino_language_model.xml"
+IMAGE_ENCODER = "openvino_image_encoder_model.xml"
+
+
+class LanguageModelForExport(nn.Module):
+    """Flat signature for tracing: KV cache as explicit inputs and outputs, logits in fp32."""
+
+    def __init__(self, llm: MiniCPMLM):
+        super().__init__()
+        self.llm = llm
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, past_key_values):
+        logits, presents = self.llm(inputs_embeds, attention_mask, position_ids, list(past_key_values))
+        flat = [t for kv in presents for t in kv]
+        return (logits.float(), *flat)
+
+
+def kv_names(num_layers: int) -> tuple[list[str], list[str]]:
+    ins = [f"past_key_values.{i}.{kind}" for i in range(num_layers) for kind in ("key", "value")]
+    outs = [f"present.{i}.{kind}" for i in range(num_layers) for kind in ("key", "value")]
+    return ins, outs
+
+
+def text_embeddings_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype) -> PartSpec:
+    return PartSpec(
+        name="text_embeddings", filename=TEXT_EMBEDDINGS,
+        load=lambda: load_text_embeddings(ckpt, config, dtype),
+        example_input={"input_ids": torch.tensor([[1, 101, 0, 102, 5]], dtype=torch.int64)},
+        input_names=["input_ids"], output_names=["inputs_embeds"],
+    )
+
+
+def language_model_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype) -> PartSpec:
+    b, past, t = 1, 2, 3
+    kv_shape = (b, config.num_key_value_heads, past, config.head_dim)
+    float_dtype = torch.float32
+    example = {
+        "inputs_embeds": torch.randn(b, t, config.hidden_size, dtype=float_dtype),
+        "attention_mask": torch.ones(b, past + t, dtype=torch.int64),
+        "position_ids": torch.arange(past, past + t, dtype=torch.int64)[None],
+        "past_key_values": tuple((torch.randn(kv_shape, dtype=float_dtype), torch.randn(kv_shape, dtype=float_dtype))
+                                 for _ in range(config.num_hidden_layers)),
+    }
+    past_names, present_names = kv_names(config.num_hidden_layers)
+    return PartSpec(
+        name="language_model", filename=LANGUAGE_MODEL,
+        load=lambda: LanguageModelForExport(load_llm(ckpt, config, dtype)),
+        example_input=example,
+        input_names=["inputs_embeds", "attention_mask", "position_ids", *past_names],
+        output_names=["logits", *present_names],
+        stateful=StatefulSpec(past_inputs=past_names, present_outputs=present_names, batch_dim=0,
+                              main_input="inputs_embeds"),
+    )
+
+
+def image_encoder_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype, trace_size: int = 448) -> PartSpec:
+    if trace_size == 27 * config.patch_size:
+        raise ValueError("the image encoder must not be traced at a 27x27 grid: timm skips the position "
+                         "resize there and tracing would freeze that branch")
+    grid = -(-trace_size // config.patch_size)
+    return PartSpec(
+        name="image_encoder", filename=IMAGE_ENCODER,
+        load=lambda: load_image_encoder(ckpt, config, dtype),
+        example_input={"pixel_values": torch.randn(1, 3, trace_size, trace_size),
+                       "tgt_size": torch.tensor([grid, grid], dtype=torch.int64)},
+        input_names=["pixel_values", "tgt_size"], output_names=["image_features"],
+    )
