@@ -9,15 +9,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS
 from ovexport.exporter.spec import PartSpec, StatefulSpec
 
 from .config import MiniCPMV2Config
 from .llm import MiniCPMLM
 from .parts import load_image_encoder, load_llm, load_text_embeddings
 
-TEXT_EMBEDDINGS = "openvino_text_embeddings_model.xml"
-LANGUAGE_MODEL = "openvino_language_model.xml"
-IMAGE_ENCODER = "openvino_image_encoder_model.xml"
 
 
 class LanguageModelForExport(nn.Module):

@@ -1,0 +1,166 @@
+"""Step base class, the context a step runs in, and the step registry.
+
+A step consumes named artifacts (directories), produces exactly one, and declares the parameters and
+tool versions its output depends on (they are fingerprinted). The engine knows nothing about what a
+step does.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn)
+from rich.text import Text
+
+from ..errors import PlanError
+
+
+@dataclass
+class StepContext:
+    """What a running step gets. ``out`` is a temporary directory renamed into place on success."""
+
+    recipe: Any
+    inputs: dict[str, Path]
+    out: Path
+    work: Path
+    console: Console = field(default_factory=Console)
+    step_name: str = ""
+    _progress: Progress | None = field(default=None, init=False, repr=False)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: float | None = None
+                 ) -> Iterator[Callable[..., None]]:
+        """A rich progress bar; yields ``advance(n=1)``. ``total=None`` shows a spinner.
+
+        Only one live display exists at a time: a nested call adds a task to the live one. Do not
+        hold it while a library that draws its own progress (NNCF) runs. Nothing is drawn when
+        the console is not a terminal.
+        """
+        if not self.console.is_terminal or self.console.is_dumb_terminal:
+            yield lambda n=1: None  # logs and pipes get no progress bars
+            return
+        if self._progress is not None:  # nested: share the live display
+            prog = self._progress
+            task = prog.add_task(description, total=total)
+            try:
+                yield lambda n=1: prog.advance(task, n)
+            finally:
+                prog.remove_task(task)
+            return
+        prog = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+                        transient=True)
+        task = prog.add_task(description, total=total)
+        self._progress = prog
+        try:
+            with prog:
+                yield lambda n=1: prog.advance(task, n)
+        finally:
+            self._progress = None
+
+    def log(self, msg: str) -> None:
+        """One indented line under the step's ▶ line (printed above a live progress bar)."""
+        self.console.print(Text(f"  {msg}", style="dim"), highlight=False)
+
+
+class Step:
+    """Subclass per step and register it with :func:`register_step`.
+
+    Class attributes: ``name``, ``consumes`` (required artifacts), ``optional`` (artifacts used when
+    an earlier step of the recipe produces them), ``produces`` (exactly one artifact), ``isolate``
+    (run in a fresh ``spawn`` subprocess: memory isolation and exact peak RSS; the class must then be
+    importable at module level).
+    """
+
+    name: ClassVar[str]
+    consumes: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+    produces: ClassVar[str]
+    isolate: ClassVar[bool] = True
+
+    def params(self, recipe: Any) -> dict:
+        """JSON-serialisable resolved parameters that affect the output (fingerprinted).
+
+        Must be overridden (return ``{}`` explicitly if nothing in the recipe affects the output)."""
+        raise NotImplementedError(f"step {self.name!r} must define params(recipe)")
+
+    def tool_versions(self) -> dict[str, str]:
+        """Versions of the tools the output depends on, e.g. ``{"openvino": ov.__version__}``."""
+        return {}
+
+    def output_path(self, recipe: Any, work: Path) -> Path:
+        return work / self.produces
+
+    def run(self, ctx: StepContext) -> dict | None:
+        """Fill ``ctx.out``; return JSON-serialisable metrics (stored in the lock) or None."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+class StepRegistry:
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Step]] = {}
+
+    def register(self, cls: type[Step]) -> type[Step]:
+        """Register a Step subclass under ``cls.name``; usable as a class decorator."""
+        if not (isinstance(cls, type) and issubclass(cls, Step)):
+            raise TypeError(f"{cls!r} is not a Step subclass")
+        name = getattr(cls, "name", None)
+        produces = getattr(cls, "produces", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{cls.__qualname__} has no 'name'")
+        if not isinstance(produces, str) or not produces:
+            raise TypeError(f"step {name!r} must produce exactly one artifact (a str 'produces')")
+        for attr in ("consumes", "optional"):
+            v = getattr(cls, attr)
+            if isinstance(v, str) or not all(isinstance(a, str) for a in v):
+                raise TypeError(f"step {name!r}: '{attr}' must be a tuple of artifact names")
+        prev = self._classes.get(name)
+        if prev is not None and (prev.__module__, prev.__qualname__) != (cls.__module__,
+                                                                          cls.__qualname__):
+            raise ValueError(f"step {name!r} is already registered by "
+                             f"{prev.__module__}.{prev.__qualname__}")
+        self._classes[name] = cls
+        return cls
+
+    def step_class(self, name: str) -> type[Step]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            raise PlanError(f"unknown step '{name}'", fix=f"use one of: {known}") from None
+
+    def get(self, name: str) -> Step:
+        return self.step_class(name)()
+
+    def names(self) -> list[str]:
+        return list(self._classes)
+
+    def producers_of(self, artifact: str) -> list[str]:
+        return [n for n, c in self._classes.items() if c.produces == artifact]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+
+REGISTRY = StepRegistry()
+register_step = REGISTRY.register
+get_step = REGISTRY.get
+
+
+def all_steps() -> dict[str, type[Step]]:
+    """name -> Step class of every step registered in the global registry."""
+    return {n: REGISTRY.step_class(n) for n in REGISTRY.names()}

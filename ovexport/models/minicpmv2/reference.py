@@ -1,0 +1,90 @@
+"""The PyTorch reference: our MiniCPM-V-2 run eagerly, used by validators and parity tests."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import MiniCPMV2Config
+from .parts import load_image_encoder, load_llm
+from .prompt import PreparedInput, encode_chat
+from .tokenizer import MiniCPMVTokenizer
+
+
+class TorchReference:
+    """Loads each part on first use; ``release(part)`` frees it so parts can be checked one at a time."""
+
+    def __init__(self, ckpt: Path, dtype: torch.dtype = torch.float32):
+        self.ckpt = Path(ckpt)
+        self.config = MiniCPMV2Config.from_dir(ckpt)
+        self.tokenizer = MiniCPMVTokenizer.from_dir(ckpt)
+        self.dtype = dtype
+        self._llm = None
+        self._encoder = None
+
+    # parts -------------------------------------------------------------------------------------
+    @property
+    def llm(self):
+        if self._llm is None:
+            self._llm = load_llm(self.ckpt, self.config, self.dtype)
+        return self._llm
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = load_image_encoder(self.ckpt, self.config, self.dtype)
+        return self._encoder
+
+    def release(self, part: str) -> None:
+        setattr(self, f"_{part}", None)
+
+    # computations ------------------------------------------------------------------------------
+    def prepare(self, msgs, image=None) -> PreparedInput:
+        return encode_chat(self.tokenizer, msgs, image, config=self.config)
+
+    @torch.no_grad()
+    def text_embeddings(self, ids) -> np.ndarray:
+        """Unscaled embeddings, what the text-embeddings IR computes."""
+        t = torch.as_tensor(np.asarray(ids), dtype=torch.int64)
+        return self.llm.model.embed_tokens(t).float().numpy()
+
+    @torch.no_grad()
+    def image_features(self, pixel_values: np.ndarray) -> np.ndarray:
+        """[N, 3, H, W] same-size images -> [N, Q, D], one image at a time as the original does."""
+        px = torch.as_tensor(pixel_values).to(self.dtype)
+        h, w = px.shape[-2:]
+        p = self.config.patch_size
+        tgt = torch.tensor([math.ceil(h / p), math.ceil(w / p)])
+        return torch.cat([self.encoder(px[i:i + 1], tgt) for i in range(px.shape[0])]).float().numpy()
+
+    @torch.no_grad()
+    def prefill_embeddings(self, prepared: PreparedInput) -> torch.Tensor:
+        """[1, T, D]: scaled text embeddings with image features written between <image> and </image>."""
+        ids = torch.as_tensor(prepared.input_ids, dtype=torch.int64)
+        emb = self.llm.embed(ids[None])[0].clone()
+        for (s, e), px in zip(prepared.image_bounds, prepared.pixel_values):
+            emb[int(s):int(e)] = torch.as_tensor(self.image_features(px[None])[0]).to(emb.dtype)
+        return emb[None]
+
+    @torch.no_grad()
+    def greedy(self, prepared: PreparedInput, max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]:
+        """Greedy tokens and the next-token logits of each step (prefill's last position first)."""
+        emb = self.prefill_embeddings(prepared)
+        t = emb.shape[1]
+        mask = torch.ones(1, t, dtype=torch.int64)
+        logits, past = self.llm(emb, mask, torch.arange(t)[None])
+        tokens: list[int] = []
+        step_logits = [logits[0, -1].float().numpy()]
+        for _ in range(max_new_tokens):
+            tok = int(step_logits[-1].argmax())
+            tokens.append(tok)
+            if tok == self.tokenizer.eos_id or len(tokens) == max_new_tokens:
+                break
+            pos = t + len(tokens) - 1
+            mask = torch.ones(1, pos + 1, dtype=torch.int64)
+            emb = self.llm.embed(torch.tensor([[tok]]))
+            logits, past = self.llm(emb, mask, torch.tensor([[pos]]), past)
+            step_logits.append(logits[0, -1].float().numpy())
+        return tokens, step_logits

@@ -1,0 +1,40 @@
+"""Helpers shared by the steps: tool versions, code digests, hard-linking files between artifacts."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+_PKG_ROOT = Path(__file__).resolve().parent.parent
+
+
+def versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for p in packages:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "absent"
+    return out
+
+
+def code_digest(*subpackages: str) -> str:
+    """sha256 of the Python sources of ovexport sub-packages: changing the export code re-runs exports."""
+    h = hashlib.sha256()
+    for sub in subpackages:
+        for f in sorted((_PKG_ROOT / sub).rglob("*.py")):
+            h.update(str(f.relative_to(_PKG_ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link (instant, no extra disk) when possible, else copy. Artifacts are never edited in place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    src = src.resolve()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,94 @@
+"""download: make the checkpoint available as the ``checkpoint`` artifact (Hub, local folder, or synthetic)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ovexport.engine.step import Step, StepContext, register_step
+from ovexport.errors import CheckpointError, SourceError
+from ovexport.models.registry import family_for, get_family
+
+from .common import code_digest, versions
+
+DEFAULT_SYNTHETIC_FAMILY = "minicpmv2"
+HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.py", "*.txt", "*.md"]
+REQUIRED = ("config.json", "tokenizer.model")
+
+
+def _link_tree(src: Path, out: Path) -> None:
+    """Symlink every file of ``src`` into ``out``: a 7 GB checkpoint is never copied."""
+    for f in sorted(src.iterdir()):
+        if f.is_file():
+            os.symlink(f.resolve(), out / f.name)
+
+
+def _check_complete(ckpt: Path, where: str) -> None:
+    missing = [n for n in REQUIRED if not (ckpt / n).is_file()]
+    if missing:
+        raise CheckpointError(f"{where} has no {', '.join(missing)}",
+                              fix="point the recipe's source at a complete MiniCPM-V-2 checkpoint")
+    family_for(ckpt)                      # raises a clear error for an unsupported model
+
+
+def hub_snapshot(repo_id: str, revision: str, cache_dir: str | None = None) -> Path:
+    """``huggingface_hub.snapshot_download`` of one pinned revision, with one-line errors."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    try:
+        return Path(snapshot_download(repo_id=repo_id, revision=revision, allow_patterns=HUB_PATTERNS,
+                                      cache_dir=cache_dir))
+    except RevisionNotFoundError:
+        raise SourceError(f"revision {revision} of {repo_id} does not exist on the Hub",
+                          fix="pin an existing commit sha in the recipe's source") from None
+    except RepositoryNotFoundError:
+        raise SourceError(f"repository {repo_id} does not exist on the Hub (or needs a token)",
+                          fix="check the repo id, or log in with `hf auth login`") from None
+    except LocalEntryNotFoundError:
+        raise SourceError(f"cannot reach the Hugging Face Hub to download {repo_id}@{revision[:12]}, and it is "
+                          "not in the local cache",
+                          fix="connect to the network, or pre-fill the cache (HF_HUB_CACHE) and set HF_HUB_OFFLINE=1, "
+                              "or use a local directory as source") from None
+    except OSError as e:
+        raise SourceError(f"cannot download {repo_id}@{revision[:12]} from the Hugging Face Hub ({e.__class__.__name__})",
+                          fix="check the network and HF_ENDPOINT, or use a local directory as source") from None
+
+
+@register_step
+class Download(Step):
+    name = "download"
+    produces = "checkpoint"
+
+    def params(self, recipe) -> dict:
+        return {"source": recipe.source_spec.uri}
+
+    def tool_versions(self) -> dict[str, str]:
+        # a synthetic checkpoint depends on the code that writes it
+        return {"synth": code_digest("models", "synthetic"), **versions("huggingface_hub")}
+
+    def run(self, ctx: StepContext) -> dict:
+        src = ctx.recipe.source_spec
+        if src.kind == "synthetic":
+            family = get_family(DEFAULT_SYNTHETIC_FAMILY)
+            with ctx.progress(f"writing synthetic {src.size} checkpoint", total=None) as advance:
+                last = [0]
+
+                def progress(done: int, total: int) -> None:
+                    advance(done - last[0])
+                    last[0] = done
+                family.write_synthetic(ctx.out, size=src.size, seed=src.seed, progress=progress)
+            return {"kind": "synthetic", "size": src.size, "seed": src.seed}
+        if src.kind == "local":
+            path = Path(src.path)
+            if not path.is_dir():
+                raise CheckpointError(f"local checkpoint directory {path} does not exist",
+                                      fix="fix the recipe's source path (relative paths start at the recipe file)")
+            _check_complete(path, str(path))
+            _link_tree(path, ctx.out)
+            return {"kind": "local", "path": str(path)}
+        ctx.log(f"downloading {src.repo_id}@{src.revision[:12]} (huggingface_hub)")
+        snap = hub_snapshot(src.repo_id, src.revision)
+        _check_complete(snap, f"{src.repo_id}@{src.revision[:12]}")
+        _link_tree(snap, ctx.out)
+        return {"kind": "hf", "repo_id": src.repo_id, "revision": src.revision, "snapshot": str(snap)}

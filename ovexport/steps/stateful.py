@@ -1,0 +1,33 @@
+"""make_stateful: the LLM IR's KV cache becomes OpenVINO state, with a beam_idx input."""
+from __future__ import annotations
+
+from ovexport.engine.step import Step, StepContext, register_step
+from ovexport.exporter.convert import save_ir
+from ovexport.exporter.stateful import make_stateful
+from ovexport.models.registry import family_for
+
+from .common import code_digest, versions
+
+
+@register_step
+class MakeStateful(Step):
+    name = "make_stateful"
+    consumes = ("checkpoint", "llm_ir")
+    produces = "llm_stateful_ir"
+
+    def params(self, recipe) -> dict:
+        return {}
+
+    def tool_versions(self) -> dict[str, str]:
+        return {"code": code_digest("exporter"), **versions("openvino")}
+
+    def run(self, ctx: StepContext) -> dict:
+        import openvino as ov
+
+        ckpt = ctx.inputs["checkpoint"]
+        spec = family_for(ckpt).part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype)["language_model"]
+        model = ov.Core().read_model(ctx.inputs["llm_ir"] / spec.filename)
+        make_stateful(model, spec.stateful)
+        with ctx.progress(f"saving {spec.filename}", total=None):
+            save_ir(model, ctx.out, spec.filename)
+        return {"states": len(model.get_sinks()), "inputs": [p.get_any_name() for p in model.inputs]}

@@ -1,0 +1,139 @@
+"""Steps with isolate=True run in a spawned child: errors, kills, peak memory."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+_HERE = str(Path(__file__).resolve().parent)  # engine_dummy_steps must be importable by
+if _HERE not in sys.path:                      # name here and in spawned children
+    sys.path.insert(0, _HERE)
+from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoKill,  # noqa: E402
+                                IsoRecipeError, IsoSleep, StepA, make_recipe, make_registry)
+
+from ovexport.engine import Lock, Step, plan, run  # noqa: E402
+from ovexport.errors import OvexportError, RecipeError  # noqa: E402
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+def leftovers(d: Path) -> list[str]:
+    return [p.name for p in d.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+
+
+def test_killed_child_leaves_nothing_trusted_and_next_run_reruns_it(tmp_path):
+    reg = make_registry(StepA, IsoKill)
+    r = make_recipe(tmp_path, ["a", "iso_kill"],
+                    behaviour={"sentinel": str(tmp_path / "killed-once")})
+    work = tmp_path / ".work" / "demo"
+    con = console()
+    with pytest.raises(OvexportError) as ei:
+        run(r, reg, console=con)
+    assert type(ei.value) is OvexportError
+    assert ei.value.what == "step 'iso_kill' was killed by SIGKILL (exit code -9)"
+    assert "out of memory" in ei.value.fix
+    assert "✗ iso_kill  failed" in con.file.getvalue()
+    assert not (work / "art_kill").exists() and leftovers(work) == []
+    assert set(Lock.for_work(work).steps) == {"a"}
+    assert [x.status for x in plan(r, reg)] == ["up to date", "will run"]
+
+    res = run(r, reg, console=console())
+    assert [(x.name, x.status) for x in res.rows] == [("a", "up to date"), ("iso_kill", "ran")]
+    assert sorted(os.listdir(work / "art_kill")) == ["done.txt", "partial.bin"]
+    assert res.row("iso_kill").metrics["pid"] != os.getpid()
+
+
+def test_ovexport_error_in_child_keeps_class_message_and_fields(tmp_path):
+    reg = make_registry(IsoRecipeError)
+    r = make_recipe(tmp_path, ["iso_recipe_error"])
+    with pytest.raises(RecipeError) as ei:
+        run(r, reg, console=console())
+    e = ei.value
+    assert type(e) is RecipeError
+    assert str(e) == ("recipe.yaml:3: compression.bits must be 4 or 8 "
+                      "(fix: set compression.bits: 4)")
+    assert e.problems == ["recipe.yaml:3: compression.bits must be 4 or 8"]
+    assert e.fix == "set compression.bits: 4"
+    assert "engine_dummy_steps.py" in e.child_traceback
+    work = tmp_path / ".work" / "demo"
+    assert not (work / "art_err").exists() and leftovers(work) == []
+    assert Lock.for_work(work).steps == {}
+
+
+def test_other_exception_in_child_is_runtime_error_with_traceback(tmp_path):
+    reg = make_registry(IsoBoom)
+    with pytest.raises(RuntimeError) as ei:
+        run(make_recipe(tmp_path, ["iso_boom"]), reg, console=console())
+    msg = str(ei.value)
+    assert msg.startswith("step 'iso_boom' failed in its subprocess:")
+    assert "ValueError: kaboom in child" in msg and "Traceback" in msg
+
+
+def test_peak_rss_of_isolated_child(tmp_path):
+    # a big parent must not inflate the child's figure (ru_maxrss is inherited across spawn)
+    ballast = b"\x02" * (300 * 1024 * 1024)
+    reg = make_registry(IsoAlloc)
+    res = run(make_recipe(tmp_path, ["iso_alloc"]), reg, console=console())
+    del ballast
+    row = res.row("iso_alloc")
+    assert row.status == "ran"
+    assert row.metrics["pid"] != os.getpid() and row.metrics["parent_pid"] == os.getpid()
+    assert ALLOC_BYTES <= row.peak_rss_bytes < ALLOC_BYTES + 150 * 1024 * 1024
+    assert (tmp_path / ".work" / "demo" / "art_alloc" / "size.txt").read_text() == str(ALLOC_BYTES)
+
+
+def test_isolated_step_class_must_be_importable(tmp_path):
+    class Local(Step):
+        name = "local"
+        produces = "art_local"
+
+        def params(self, recipe):
+            return {}
+
+        def run(self, ctx):
+            return None
+
+    reg = make_registry(Local)
+    with pytest.raises(TypeError, match="cannot be imported by a subprocess"):
+        run(make_recipe(tmp_path, ["local"]), reg, console=console())
+    assert leftovers(tmp_path / ".work" / "demo") == []
+
+
+def test_ctrl_c_in_parent_stops_child_and_removes_temp(tmp_path):
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    work = tmp_path / ".work" / "demo"
+    seen: dict[str, int] = {}
+
+    def interrupt_when_started() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for f in work.glob(".tmp-art_sleep-*/started") if work.exists() else ():
+                if f.read_text():
+                    seen["pid"] = int(f.read_text())
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=interrupt_when_started, daemon=True)
+    t.start()
+    con = console()
+    with pytest.raises(KeyboardInterrupt):
+        run(make_recipe(tmp_path, ["iso_sleep"]), make_registry(IsoSleep), console=con)
+    t.join()
+    assert "✗ iso_sleep  interrupted" in con.file.getvalue()
+    assert not psutil.pid_exists(seen["pid"]) or \
+        psutil.Process(seen["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert leftovers(work) == [] and not (work / "art_sleep").exists()
