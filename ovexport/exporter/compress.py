@@ -5,9 +5,13 @@ turns their plain values into NNCF's enums and calls NNCF.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 _ENUMS = {"mode": "CompressWeightsMode", "backup_mode": "BackupMode", "sensitivity_metric": "SensitivityMetric"}
+NNCF_TABLE_TITLE = "Statistics of the bitwidth distribution"
 
 
 def to_nncf(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -25,10 +29,49 @@ def to_nncf(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compress_model(ov_model, policy: Any, dataset=None):
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # noqa: BLE001 - never break compression over a log line
+            pass
+
+
+@contextlib.contextmanager
+def capture_nncf_log() -> Iterator[list[str]]:
+    """Collect NNCF's log messages (INFO and up) while the block runs; they still reach NNCF's own output."""
+    from nncf.common.logging import nncf_logger
+
+    handler = _Capture()
+    old_level = nncf_logger.level
+    nncf_logger.addHandler(handler)
+    if nncf_logger.level > logging.INFO or nncf_logger.level == logging.NOTSET:
+        nncf_logger.setLevel(logging.INFO)
+    try:
+        yield handler.messages
+    finally:
+        nncf_logger.removeHandler(handler)
+        nncf_logger.setLevel(old_level)
+
+
+def nncf_table(messages: list[str]) -> str | None:
+    """The last "Statistics of the bitwidth distribution" table NNCF logged, as text."""
+    tables = [m for m in messages if m.startswith(NNCF_TABLE_TITLE)]
+    return tables[-1] if tables else None
+
+
+def compress_model(ov_model, policy: Any, dataset=None, subset_size: int | None = None,
+                   log_messages: list[str] | None = None):
     """Compress in place (NNCF returns the same model object) and return it.
 
-    ``policy`` is a recipe ``PartCompression`` or a dict of its fields.
+    ``policy`` is a recipe ``PartCompression`` or a dict of its fields. ``dataset`` (an ``nncf.Dataset``) is
+    needed by data-aware policies; ``subset_size`` is NNCF's number of dataset items for statistics (default:
+    NNCF's 128, capped at the dataset's length). NNCF's log lines (its bit-width table among them) are
+    appended to ``log_messages`` when given.
     """
     import nncf
 
@@ -38,4 +81,11 @@ def compress_model(ov_model, policy: Any, dataset=None):
     kwargs = to_nncf(policy.nncf_kwargs())
     if dataset is not None:
         kwargs["dataset"] = dataset
-    return nncf.compress_weights(ov_model, **kwargs)
+        length = dataset.get_length() if hasattr(dataset, "get_length") else None
+        size = subset_size if subset_size is not None else 128
+        kwargs["subset_size"] = max(1, min(size, length) if length else size)
+    with capture_nncf_log() as messages:
+        out = nncf.compress_weights(ov_model, **kwargs)
+    if log_messages is not None:
+        log_messages.extend(messages)
+    return out

@@ -1,7 +1,9 @@
 """compress: NNCF weight compression of each part, as the recipe's per-part policy says.
 
 A part whose policy is ``null`` is passed through unchanged (hard-linked). The output holds all
-three final IRs plus ``compression.json`` (policies and the bit-width distribution of each IR).
+three final IRs plus ``compression.json``: per part, the policy, the bit-width distribution of its IR
+(NNCF's table recomputed from the IR: all weights and ratio-defining weights), NNCF's own table as it
+logged it, and, for data-aware policies, what calibration data was used.
 """
 from __future__ import annotations
 
@@ -9,15 +11,42 @@ import json
 
 from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, PART_OF_RECIPE_KEY, ir_files
 from ovexport.engine.step import Step, StepContext, register_step
-from ovexport.exporter.compress import compress_model
+from ovexport.exporter.compress import compress_model, nncf_table
 from ovexport.exporter.convert import save_ir
-from ovexport.exporter.inspect import bit_distribution, weight_bit_stats
+from ovexport.exporter.inspect import compression_report
 
 from .common import code_digest, link_or_copy, versions
 
 # which artifact holds each part before compression
 SOURCE_ARTIFACT = {"language_model": "llm_stateful_ir", "image_encoder": "image_encoder_ir",
                    "text_embeddings": "text_embeddings_ir"}
+
+
+def compress_part(recipe, part: str, policy, inputs: dict, log=lambda msg: None):
+    """Read ``part``'s IR from ``inputs``, compress it with ``policy`` (building the calibration set when the
+    policy is data-aware) and return ``(model, report)``; ``report`` is the part's compression.json entry."""
+    import openvino as ov
+
+    model = ov.Core().read_model(inputs[SOURCE_ARTIFACT[part]] / IR_OF_PART[part])
+    dataset, calibration = None, None
+    if policy.data_aware:
+        from ovexport.calibration import calibration_dataset
+        dataset = calibration_dataset(recipe, part, inputs, log)
+        items = dataset.get_length()
+        calibration = {"source": recipe.calibration_source.uri, "num_samples": recipe.calibration.num_samples,
+                       "items": items, "subset_size": min(recipe.calibration.subset_size, items),
+                       "options": policy.data_aware_options()}
+    log(f"compressing {part}: {policy.mode}")
+    messages: list[str] = []
+    # NNCF draws its own progress bar: no live display of ours while it runs
+    model = compress_model(model, policy, dataset,
+                           subset_size=recipe.calibration.subset_size if dataset is not None else None,
+                           log_messages=messages)
+    report = {"policy": policy.model_dump(mode="json"), **compression_report(model, policy),
+              "nncf_table": nncf_table(messages)}
+    if calibration is not None:
+        report["calibration"] = calibration
+    return model, report
 
 
 @register_step
@@ -48,21 +77,10 @@ class Compress(Step):
             if policy is None:
                 for f in ir_files(xml):
                     link_or_copy(src / f, ctx.out / f)
-                stats = weight_bit_stats(core.read_model(src / xml))
+                report[part] = {"policy": None, **compression_report(core.read_model(src / xml), None)}
             else:
-                model = core.read_model(src / xml)
-                dataset = None
-                if policy.data_aware:
-                    from ovexport.calibration import calibration_dataset
-                    dataset = calibration_dataset(ctx.recipe, part, ctx.inputs, ctx.log)
-                ctx.log(f"compressing {part}: {policy.mode}")
-                # NNCF draws its own progress bar: no live display of ours while it runs
-                model = compress_model(model, policy, dataset)
-                stats = weight_bit_stats(model)
+                model, report[part] = compress_part(ctx.recipe, part, policy, ctx.inputs, ctx.log)
                 save_ir(model, ctx.out, xml)
                 del model
-            report[part] = {"policy": None if policy is None else policy.model_dump(mode="json"),
-                            "weights": stats, "distribution": bit_distribution(stats)}
         (ctx.out / COMPRESSION).write_text(json.dumps(report, indent=2))
         return {part: {k: v["layers"] for k, v in r["weights"].items() if v["layers"]} for part, r in report.items()}
-

@@ -63,7 +63,11 @@ def load_tensors(ckpt: Path, module: nn.Module, prefix: str, dtype: torch.dtype)
                     raise CheckpointError(
                         f"tensor {name} in {shard} has shape {shape}, expected {want} for this config.json",
                         fix="the weights do not match config.json: re-download the checkpoint")
-                loaded[name[len(prefix):]] = f.get_tensor(name).to(dtype)
+        for name in names:
+            # one mapping per tensor: the shard's pages leave the process's memory as soon as the
+            # tensor is converted, instead of accumulating until the whole shard is read
+            with safe_open(path, framework="pt") as f:
+                loaded[name[len(prefix):]] = f.get_tensor(name).to(dtype, copy=True)
     module.load_state_dict(loaded, strict=True, assign=True)
 
 

@@ -1,0 +1,209 @@
+"""Our PyTorch MiniCPM-V-2 against the spec, written out independently in numpy; names against the real index."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ovexport.errors import CheckpointError
+from ovexport.models.minicpmv2.checkpoint import tensor_shapes
+from ovexport.models.minicpmv2.config import MiniCPMV2Config
+from ovexport.models.minicpmv2.model import MiniCPMV2
+from ovexport.models.minicpmv2.parts import load_image_encoder, load_llm
+from ovexport.models.minicpmv2.resampler import sincos_2d
+from ovexport.models.minicpmv2.synth import REAL_CONFIG, write_synthetic_checkpoint
+
+pytestmark = pytest.mark.unit
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "minicpm-v-2"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return write_synthetic_checkpoint(tmp_path_factory.mktemp("ckpt"), "tiny", seed=3)
+
+
+def test_full_size_names_and_shapes_match_the_real_checkpoint_index():
+    index = REFERENCE / "model.safetensors.index.json"
+    if not index.is_file():
+        pytest.skip(f"{index} not present (shared/ is laid beside the repository)")
+    config = json.loads((REFERENCE / "config.json").read_text())
+    with torch.device("meta"):
+        model = MiniCPMV2(MiniCPMV2Config.from_dict(config))
+    shapes = tensor_shapes(model)
+    real = json.loads(index.read_text())
+    assert sorted(shapes) == sorted(real["weight_map"])
+    # bf16: 2 bytes a parameter
+    assert sum(math.prod(s) for s in shapes.values()) * 2 == real["metadata"]["total_size"]
+    assert shapes["resampler.pos_embed"] == (64, 2304)
+    assert shapes["vpm.pos_embed"] == (1, 729, 1152)
+    assert shapes["resampler.kv_proj.weight"] == (2304, 1152)
+    assert shapes["llm.lm_head.weight"] == (122753, 2304)
+    assert max(int(k.split(".")[2]) for k in shapes if k.startswith("vpm.blocks.")) == 25
+
+
+def test_builtin_real_config_is_the_published_one():
+    f = REFERENCE / "config.json"
+    if not f.is_file():
+        pytest.skip(f"{f} not present")
+    assert REAL_CONFIG == json.loads(f.read_text())
+
+
+def _sincos_numpy(dim: int, h: int, w: int) -> np.ndarray:
+    """The MAE recipe as the original writes it (np.meshgrid with w first)."""
+    def one_d(d, pos):
+        omega = np.arange(d // 2, dtype=np.float32) / (d / 2.0)
+        omega = 1.0 / 10000 ** omega
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=0)
+    return np.concatenate([one_d(dim // 2, grid[0]), one_d(dim // 2, grid[1])], axis=1)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (32, 32), (27, 27), (24, 43), (46, 18)])
+def test_resampler_sincos_table_is_the_mae_recipe(h, w):
+    ours = sincos_2d(128, torch.tensor(h), torch.tensor(w)).numpy()
+    np.testing.assert_allclose(ours, _sincos_numpy(128, h, w), atol=2e-5)
+
+
+def _rms(x, w, eps):
+    return x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + eps) * w
+
+
+def _llm_numpy(sd: dict, c: MiniCPMV2Config, embeds: np.ndarray) -> np.ndarray:
+    """MiniCPM's forward from the spec, in float64 numpy: no cache, one sequence."""
+    t = embeds.shape[0]
+    hd = c.head_dim
+    inv = 1.0 / c.rope_theta ** (np.arange(0, hd, 2) / hd)
+    ang = np.arange(t)[:, None] * inv[None]
+    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
+
+    def rope(x):  # [heads, t, hd]
+        x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+        return x * cos + np.concatenate([-x2, x1], -1) * sin
+
+    x = embeds.astype(np.float64)
+    scale = c.scale_depth / math.sqrt(c.num_hidden_layers)
+    causal = np.tril(np.ones((t, t), bool))
+    for i in range(c.num_hidden_layers):
+        p = lambda n: sd[f"llm.model.layers.{i}.{n}"].double().numpy()  # noqa: E731
+        h = _rms(x, p("input_layernorm.weight"), c.rms_norm_eps)
+        q, k, v = (h @ p(f"self_attn.{n}_proj.weight").T for n in "qkv")
+        q, k, v = (a.reshape(t, c.num_attention_heads, hd).transpose(1, 0, 2) for a in (q, k, v))
+        q, k = rope(q), rope(k)
+        att = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
+        att = np.where(causal, att, -np.inf)
+        att = np.exp(att - att.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        o = (att @ v).transpose(1, 0, 2).reshape(t, -1) @ p("self_attn.o_proj.weight").T
+        x = x + o * scale
+        h = _rms(x, p("post_attention_layernorm.weight"), c.rms_norm_eps)
+        g, u = h @ p("mlp.gate_proj.weight").T, h @ p("mlp.up_proj.weight").T
+        x = x + ((g / (1 + np.exp(-g))) * u) @ p("mlp.down_proj.weight").T * scale
+    x = _rms(x, sd["llm.model.norm.weight"].double().numpy(), c.rms_norm_eps)
+    return (x / (c.hidden_size / c.dim_model_base)) @ sd["llm.lm_head.weight"].double().numpy().T
+
+
+def test_llm_matches_the_spec_formulas(tiny):
+    from safetensors.torch import load_file
+
+    c = MiniCPMV2Config.from_dir(tiny)
+    sd = {}
+    for f in sorted(tiny.glob("*.safetensors")):
+        sd.update(load_file(f))
+    llm = load_llm(tiny, c)
+    ids = torch.tensor([[1, 5, 101, 0, 0, 102, 300, 42]])
+    with torch.no_grad():
+        emb = llm.embed(ids)
+        ours, _ = llm(emb, torch.ones_like(ids), torch.arange(ids.shape[1])[None])
+    # text embeddings are scaled by scale_emb
+    np.testing.assert_allclose(emb[0].numpy(), sd["llm.model.embed_tokens.weight"][ids[0]].numpy() * c.scale_emb,
+                               rtol=1e-6)
+    ref = _llm_numpy(sd, c, emb[0].double().numpy())
+    np.testing.assert_allclose(ours[0].double().numpy(), ref, atol=2e-3, rtol=1e-3)
+    assert np.abs(ref).max() > 1.0          # the logits are not trivially small
+
+
+def test_kv_cache_decode_equals_full_forward(tiny):
+    llm = load_llm(tiny)
+    x = torch.randn(1, 6, llm.config.hidden_size)
+    with torch.no_grad():
+        full, _ = llm(x, torch.ones(1, 6, dtype=torch.int64), torch.arange(6)[None])
+        _, past = llm(x[:, :4], torch.ones(1, 4, dtype=torch.int64), torch.arange(4)[None])
+        step, _ = llm(x[:, 4:], torch.ones(1, 6, dtype=torch.int64), torch.arange(4, 6)[None], past)
+    torch.testing.assert_close(step, full[:, 4:], atol=1e-4, rtol=1e-4)
+
+
+def test_resampler_follows_the_spec(tiny):
+    """ln_kv(kv_proj(x)); key = x + sincos; q = ln_q(query) + stored pos_embed; MHA; ln_post; @ proj."""
+    enc = load_image_encoder(tiny)
+    r = enc.resampler
+    feats = torch.randn(1, 12 * 7, enc.vpm.embed_dim)
+    with torch.no_grad():
+        ours = r(feats, torch.tensor(12), torch.tensor(7))[0]
+        x = r.ln_kv(r.kv_proj(feats[0]))
+        key = x + torch.as_tensor(_sincos_numpy(r.embed_dim, 12, 7))
+        q = r.ln_q(r.query) + r.pos_embed
+        out, _ = torch.nn.functional.multi_head_attention_forward(
+            q[:, None], key[:, None], x[:, None], r.embed_dim, r.attn.num_heads, r.attn.in_proj_weight,
+            r.attn.in_proj_bias, None, None, False, 0.0, r.attn.out_proj.weight, r.attn.out_proj.bias,
+            training=False, need_weights=False)
+        ref = r.ln_post(out[:, 0]) @ r.proj
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_vision_tower_drops_last_block_and_attention_pool(tiny):
+    enc = load_image_encoder(tiny)
+    c = MiniCPMV2Config.from_dir(tiny)
+    assert len(enc.vpm.blocks) == c.vision_config["depth"] - 1
+    assert isinstance(enc.vpm.attn_pool, torch.nn.Identity)
+    # dynamic padding: a 20x30 image has a ceil(20/14) x ceil(30/14) = 2 x 3 grid
+    with torch.no_grad():
+        out = enc.vpm.forward_features(torch.randn(1, 3, 20, 30))
+    assert out.shape[1] == 6
+
+
+def test_wrong_tensor_shape_is_one_clear_error(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in tiny.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    index = json.loads((bad / "model.safetensors.index.json").read_text())
+    shard = bad / index["weight_map"]["llm.model.norm.weight"]
+    sd = load_file(shard)
+    sd["llm.model.norm.weight"] = torch.ones(7)
+    save_file(sd, shard)
+    with pytest.raises(CheckpointError, match=r"tensor llm\.model\.norm\.weight .* has shape \(7,\), expected \(128,\)"):
+        load_llm(bad)
+
+
+def test_missing_tensor_is_one_clear_error(tiny, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in tiny.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    index = json.loads((bad / "model.safetensors.index.json").read_text())
+    del index["weight_map"]["llm.lm_head.weight"]
+    (bad / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"lacks tensor llm\.lm_head\.weight"):
+        load_llm(bad)
+
+
+def test_synthetic_checkpoint_is_deterministic_and_not_trivial(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    again = write_synthetic_checkpoint(tmp_path / "again", "tiny", seed=3)
+    a = load_file(sorted(tiny.glob("*.safetensors"))[0])
+    b = load_file(sorted(again.glob("*.safetensors"))[0])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    norms = [v for k, v in a.items() if k.endswith("norm.weight")]
+    assert norms and all((v - 1).abs().mean() > 0.05 for v in norms)   # not all ones
+    for f in ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
+              "special_tokens_map.json", "model.safetensors.index.json"):
+        assert (tiny / f).is_file(), f
