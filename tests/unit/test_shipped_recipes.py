@@ -32,6 +32,9 @@ def test_shipped_recipe_is_valid(path):
         assert r.version == "0.1.0"
         assert r.source_spec.uri == "synthetic://tiny?seed=0"
         assert r.export.weight_dtype == "fp32"
+    elif r.name.startswith("synthetic-full-"):
+        assert r.source_spec.uri == "synthetic://full?seed=0"
+        assert r.export.weight_dtype == "fp16"      # what the real recipes export
     else:
         assert r.version == "1.0.0"
         assert r.source_spec.uri == f"hf://openbmb/MiniCPM-V-2@{SHA}"
