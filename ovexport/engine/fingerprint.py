@@ -5,9 +5,12 @@ its output: the step name, its resolved parameters, the digests of the artifacts
 versions of the tools it uses, and ``ENGINE_VERSION`` (bumped when the engine changes how it runs
 steps, which invalidates every lock).
 
-An output *digest* is the sha256 of the sorted ``relpath -> sha256`` listing of a directory; the
-per-file ``size``/``mtime_ns`` recorded next to it let :func:`stat_matches` tell cheaply (no hashing)
-whether the directory is still the one that was digested.
+An output *digest* is the sha256 of the sorted ``relpath -> content hash`` listing of a directory;
+the per-file ``size``/``mtime_ns`` recorded next to it let :func:`stat_matches` tell cheaply (no
+hashing) whether the directory is still the one that was digested. File contents are hashed with
+xxh3-128 (change detection, not security: about 3x faster than sha256 on multi-GB IRs), and a file
+already hashed in this process under the same (device, inode, size, mtime) is not read again: the
+artifacts of a run hard-link or symlink each other's files, so each byte is read once.
 """
 from __future__ import annotations
 
@@ -59,6 +62,25 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+_CONTENT_HASHES: dict[tuple[int, int, int, int], str] = {}
+
+
+def content_hash(path: str | os.PathLike, st: os.stat_result | None = None) -> str:
+    """xxh3-128 of a file's bytes, memoised by (device, inode, size, mtime_ns)."""
+    import xxhash
+
+    st = st or os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _CONTENT_HASHES.get(key)
+    if cached is None:
+        h = xxhash.xxh3_128()
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        cached = _CONTENT_HASHES[key] = "xxh3:" + h.hexdigest()
+    return cached
+
+
 def _walk_files(root: Path) -> list[tuple[str, Path]]:
     """(posix relpath, path) of every regular file under ``root``, following symlinks (to files and
     directories; symlink loops are visited once), sorted by relpath. Dangling symlinks are skipped."""
@@ -91,7 +113,7 @@ def _walk_files(root: Path) -> list[tuple[str, Path]]:
 def digest_dir(path: str | os.PathLike) -> tuple[str, dict[str, dict]]:
     """Digest of a directory (or of a single file) and its per-file records.
 
-    Returns ``(digest, files)`` with ``files = {relpath: {"size", "mtime_ns", "sha256"}}`` in sorted
+    Returns ``(digest, files)`` with ``files = {relpath: {"size", "mtime_ns", "hash"}}`` in sorted
     order. Symlinks are followed, so an artifact made of links into a cache digests like a copy.
     """
     root = Path(path)
@@ -103,9 +125,9 @@ def digest_dir(path: str | os.PathLike) -> tuple[str, dict[str, dict]]:
     h = hashlib.sha256()
     for rel, p in items:
         st = p.stat()
-        sha = sha256_file(p)
-        files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
-        h.update(f"{rel}\0{sha}\n".encode("utf-8"))
+        digest = content_hash(p, st)
+        files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": digest}
+        h.update(f"{rel}\0{digest}\n".encode("utf-8"))
     return h.hexdigest(), files
 
 

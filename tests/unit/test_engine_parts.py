@@ -46,7 +46,7 @@ def test_digest_dir_content_only_and_deterministic(tmp_path):
     _tree(tmp_path / "x")
     d1, files = digest_dir(tmp_path / "x")
     assert list(files) == ["b.txt", "sub/a.bin"]
-    assert files["b.txt"]["size"] == 3 and set(files["b.txt"]) == {"size", "mtime_ns", "sha256"}
+    assert files["b.txt"]["size"] == 3 and set(files["b.txt"]) == {"size", "mtime_ns", "hash"}
     # a copy with other mtimes has the same digest; a rename or an edit changes it
     import shutil
     shutil.copytree(tmp_path / "x", tmp_path / "y", copy_function=shutil.copy)
