@@ -1,0 +1,229 @@
+"""Calibration inputs of each IR, as an ``nncf.Dataset`` for data-aware weight compression.
+
+- ``text_embeddings``: ``input_ids`` [1, L] of each sample's chat prompt.
+- ``image_encoder``: ``pixel_values`` [1, 3, H, W] + ``tgt_size`` [2] of every image fed to the encoder
+  (each sample's source image and its slices); all source images first, then the slices round-robin, so
+  that a ``subset_size`` smaller than the number of images still sees every sample.
+- ``language_model`` (stateful): the inputs of a prefill of each prompt, built like the runtime does
+  (text embeddings IR x ``embed_scale``, image-encoder IR features between ``<image>`` and ``</image>``),
+  each followed by a few greedy decode steps (the stateful IR run on the prefill). NNCF resets the model
+  state before every item unless the item carries ``nncf.definitions.NNCF_DATASET_RESET_STATE_KEY``: prefill
+  items carry ``True`` and decode items ``False``, so that the decode steps see the KV cache of their prefill
+  (the way optimum-intel's ``InferRequestWrapper`` records generation).
+
+Decode steps are left out (prefill items only, no reset key) when GPTQ is on: NNCF's GPTQ runs a layer-wise
+engine on *extracted, stateless* sub-models (every ``ReadValue`` replaced by its initial value, an empty
+cache) and raises "Cannot reset state of a stateless model" on the key; a decode step would anyway be
+computed there against an empty cache. They are also left out when NNCF has no reset key (< 2.20) and when
+``subset_size`` leaves no room: NNCF uses the FIRST ``subset_size`` items, so the items are planned to fit.
+"""
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ovexport.bundle.layout import IMAGE_ENCODER, IR_OF_PART, LANGUAGE_MODEL, PART_OF_RECIPE_KEY, TEXT_EMBEDDINGS
+from ovexport.errors import InputError, PlanError
+
+from .samples import CalibrationSample, Log, recipe_samples
+
+# greedy decode steps recorded after each prefill (fewer when subset_size leaves no room)
+MAX_DECODE_STEPS = 3
+# calibration activations are computed in f32 (as NNCF's own statistics engine does)
+OV_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+LLM_OV_CONFIG = {**OV_CONFIG, "KV_CACHE_PRECISION": "f32"}
+# where each IR comes from before compression (the compress step's inputs)
+SOURCE_ARTIFACT = {"language_model": "llm_stateful_ir", "image_encoder": "image_encoder_ir",
+                   "text_embeddings": "text_embeddings_ir"}
+RECIPE_KEY_OF_PART = {v: k for k, v in PART_OF_RECIPE_KEY.items()}
+
+
+def reset_state_key() -> str | None:
+    """NNCF's per-item state-reset key, or None when this NNCF has none."""
+    try:
+        from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY
+    except ImportError:
+        return None
+    return NNCF_DATASET_RESET_STATE_KEY
+
+
+def plan_decode_steps(policy: Any, num_samples: int, subset_size: int, requested: int | None = None) -> int:
+    """Decode steps per sample: ``requested`` (default MAX_DECODE_STEPS), 0 for GPTQ or without NNCF's reset key,
+    and at most what keeps ``num_samples * (1 + steps) <= subset_size``."""
+    steps = MAX_DECODE_STEPS if requested is None else max(0, int(requested))
+    if policy is not None and getattr(policy, "gptq", False):
+        return 0
+    if reset_state_key() is None:
+        return 0
+    return max(0, min(steps, subset_size // max(1, num_samples) - 1))
+
+
+def _need(inputs: dict[str, Path], artifact: str, part: str) -> Path:
+    path = inputs.get(artifact)
+    if path is None:
+        raise PlanError(f"data-aware compression of {part} needs the '{artifact}' artifact, which this run lacks",
+                        fix="keep the step that produces it (e.g. 'download' for the checkpoint) in the recipe's steps")
+    return Path(path)
+
+
+def _compile(core, path: Path, config: dict):
+    if not path.is_file():
+        raise PlanError(f"{path} is missing", fix="re-run the conversion steps (ovexport run --force ...)")
+    return core.compile_model(path, "CPU", config)
+
+
+class _Encoders:
+    """The text-embeddings and image-encoder IRs, compiled, with the runtime's numpy wrappers."""
+
+    def __init__(self, core, inputs: dict[str, Path], part: str):
+        self.text = _compile(core, _need(inputs, "text_embeddings_ir", part) / TEXT_EMBEDDINGS, OV_CONFIG)
+        self.image = _compile(core, _need(inputs, "image_encoder_ir", part) / IMAGE_ENCODER, OV_CONFIG)
+        self.text_req = self.text.create_infer_request()
+        self.image_req = self.image.create_infer_request()
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        self.text_req.infer({"input_ids": np.asarray(ids, dtype=np.int64)})
+        return self.text_req.get_output_tensor(0).data.copy()
+
+    def encode(self, pixel_values: Sequence[np.ndarray], patch_size: int) -> list[np.ndarray]:
+        """Features of each image; same-size images go through in one call (as the runtime does)."""
+        out: list[np.ndarray | None] = [None] * len(pixel_values)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, px in enumerate(pixel_values):
+            groups.setdefault(tuple(px.shape[1:]), []).append(i)
+        for (h, w), idx in groups.items():
+            self.image_req.infer({
+                "pixel_values": np.ascontiguousarray(np.stack([pixel_values[i] for i in idx]), dtype=np.float32),
+                "tgt_size": np.asarray((-(-h // patch_size), -(-w // patch_size)), dtype=np.int64)})
+            feats = self.image_req.get_output_tensor(0).data
+            for j, i in enumerate(idx):
+                out[i] = feats[j].copy()
+        return out  # type: ignore[return-value]
+
+
+def text_embeddings_items(prepared: Sequence[Any]) -> list[dict[str, np.ndarray]]:
+    return [{"input_ids": np.asarray(p.input_ids, dtype=np.int64)[None]} for p in prepared]
+
+
+def image_encoder_items(prepared: Sequence[Any], patch_size: int) -> list[dict[str, np.ndarray]]:
+    """One single-image item per encoder input: every sample's source image first, then slices round-robin."""
+    per_sample = [list(p.pixel_values) for p in prepared]
+    order: list[np.ndarray] = [imgs[0] for imgs in per_sample if imgs]
+    rest = [imgs[1:] for imgs in per_sample]
+    for k in range(max((len(r) for r in rest), default=0)):
+        order.extend(r[k] for r in rest if k < len(r))
+    items = []
+    for px in order:
+        h, w = px.shape[1:]
+        items.append({"pixel_values": np.ascontiguousarray(px[None], dtype=np.float32),
+                      "tgt_size": np.asarray((-(-h // patch_size), -(-w // patch_size)), dtype=np.int64)})
+    return items
+
+
+def prefill_inputs(embeds: np.ndarray) -> dict[str, np.ndarray]:
+    t = embeds.shape[1]
+    return {"inputs_embeds": np.ascontiguousarray(embeds, dtype=np.float32),
+            "attention_mask": np.ones((1, t), np.int64),
+            "position_ids": np.arange(t, dtype=np.int64)[None],
+            "beam_idx": np.zeros(1, np.int32)}
+
+
+def language_model_items(prepared: Sequence[Any], adapter, inputs: dict[str, Path], decode_steps: int = 0,
+                         log: Log | None = None) -> list[dict[str, Any]]:
+    """Prefill inputs of each prompt (+ ``decode_steps`` greedy decode inputs each, with NNCF's reset key)."""
+    import openvino as ov
+
+    core = ov.Core()
+    enc = _Encoders(core, inputs, "language_model")
+    scale = np.float32(adapter.embed_scale)
+    patch = int(adapter.config.patch_size)
+    key = reset_state_key() if decode_steps > 0 else None
+    lm_req = None
+    if key is not None:
+        lm = _compile(core, _need(inputs, "llm_stateful_ir", "language_model") / LANGUAGE_MODEL, LLM_OV_CONFIG)
+        lm_req = lm.create_infer_request()
+    eos = set(getattr(adapter, "eos_ids", ()) or ())
+    items: list[dict[str, Any]] = []
+    for p in prepared:
+        emb = enc.embed(np.asarray(p.input_ids, dtype=np.int64)[None]) * scale
+        if len(p.image_bounds):
+            feats = enc.encode(p.pixel_values, patch)
+            for (s, e), f in zip(p.image_bounds, feats):
+                emb[0, int(s):int(e)] = f
+        x = prefill_inputs(emb)
+        if key is None:
+            items.append(x)
+            continue
+        items.append({**x, key: True})
+        lm_req.reset_state()
+        lm_req.infer(x)
+        t = emb.shape[1]
+        for k in range(decode_steps):
+            tok = int(lm_req.get_tensor("logits").data[0, -1].argmax())
+            if tok in eos:
+                break
+            pos = t + k
+            emb1 = enc.embed(np.array([[tok]], np.int64)) * scale
+            x = {"inputs_embeds": np.ascontiguousarray(emb1, dtype=np.float32),
+                 "attention_mask": np.ones((1, pos + 1), np.int64),
+                 "position_ids": np.array([[pos]], np.int64),
+                 "beam_idx": np.zeros(1, np.int32)}
+            items.append({**x, key: False})
+            lm_req.infer(x)
+    del enc, lm_req
+    gc.collect()
+    return items
+
+
+def prepare_samples(adapter, samples: Sequence[CalibrationSample]) -> list[Any]:
+    """Each sample as a one-turn chat (question + image), prepared by the model family's runtime adapter."""
+    out = []
+    for s in samples:
+        try:
+            out.append(adapter.prepare([{"role": "user", "content": s.question}], s.image))
+        except InputError as exc:
+            raise InputError(f"calibration sample {s.origin or s.question!r}: {exc.what}", fix=exc.fix) from None
+    return out
+
+
+def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | None = None,
+                      decode_steps: int | None = None) -> list[dict[str, Any]]:
+    """The model inputs of ``part`` ("language_model", "image_encoder" or "text_embeddings") for NNCF."""
+    from ovexport.models.registry import family_for
+
+    if part not in IR_OF_PART:
+        raise ValueError(f"unknown part {part!r}; expected one of {', '.join(IR_OF_PART)}")
+    log = log or (lambda msg: None)
+    subset = recipe.calibration.subset_size if recipe.calibration is not None else 128
+    samples = recipe_samples(recipe, log)
+    if len(samples) > subset and part != "image_encoder":
+        log(f"using the first {subset} of {len(samples)} calibration samples (calibration.subset_size)")
+        samples = samples[:subset]
+    ckpt = _need(inputs, "checkpoint", part)
+    adapter = family_for(ckpt).runtime(ckpt)
+    prepared = prepare_samples(adapter, samples)
+    if part == "text_embeddings":
+        items = text_embeddings_items(prepared)
+        log(f"calibration of {part}: {len(items)} prompts")
+    elif part == "image_encoder":
+        items = image_encoder_items(prepared, int(adapter.config.patch_size))
+        log(f"calibration of {part}: {len(items)} images (source + slices) from {len(samples)} samples"
+            + (f", NNCF uses the first {subset}" if len(items) > subset else ""))
+    else:
+        policy = getattr(recipe.compression, RECIPE_KEY_OF_PART[part], None)
+        steps = plan_decode_steps(policy, len(samples), subset, decode_steps)
+        items = language_model_items(prepared, adapter, inputs, steps, log)
+        log(f"calibration of {part}: {len(samples)} prefills + {len(items) - len(samples)} decode steps")
+    return items
+
+
+def calibration_dataset(recipe, part: str, inputs: dict[str, Path], log: Callable[[str], None] | None = None,
+                        decode_steps: int | None = None):
+    """``nncf.Dataset`` of ``part``'s calibration inputs (see the module doc)."""
+    import nncf
+
+    return nncf.Dataset(calibration_items(recipe, part, inputs, log, decode_steps))
