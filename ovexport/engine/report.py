@@ -56,8 +56,8 @@ def _status(s: str) -> Text:
 def summary_table(result: Any) -> Table:
     """Columns: step, status, time, peak memory, notes (metrics, or why the step ran)."""
     t = Table(title=None, show_lines=False)
-    t.add_column("step", style="bold")
-    t.add_column("status")
+    t.add_column("step", style="bold", no_wrap=True, min_width=22)
+    t.add_column("status", no_wrap=True)
     t.add_column("time", justify="right")
     t.add_column("peak memory", justify="right")
     t.add_column("notes", overflow="fold")
@@ -73,8 +73,8 @@ def summary_table(result: Any) -> Table:
 def plan_table(rows: Iterable[Any]) -> Table:
     """Columns: step, status, needs, produces, fingerprint (12 hex), reason."""
     t = Table()
-    t.add_column("step", style="bold")
-    t.add_column("status")
+    t.add_column("step", style="bold", no_wrap=True, min_width=22)
+    t.add_column("status", no_wrap=True)
     t.add_column("needs")
     t.add_column("produces")
     t.add_column("fingerprint", style="dim")

@@ -1,0 +1,52 @@
+"""validate: numerical parity of the final IRs (after compression) against the PyTorch reference.
+
+Writes ``validation.json`` (every metric, gate and per-case number) and fails with one
+``ValidationFailed`` line when a gate of the recipe's ``validation:`` block fails. The report of a failed
+run is also kept as ``<work>/validation.failed.json``, since a failed step's output directory is discarded.
+"""
+from __future__ import annotations
+
+from ovexport.bundle.layout import VALIDATION
+from ovexport.engine.step import Step, StepContext, register_step
+
+from .common import code_digest, versions
+
+FAILED_REPORT = "validation.failed.json"
+
+
+@register_step
+class Validate(Step):
+    name = "validate"
+    consumes = ("checkpoint", "compressed_ir")
+    produces = "validation"
+
+    def params(self, recipe) -> dict:
+        return recipe.validation.model_dump(mode="json")
+
+    def tool_versions(self) -> dict[str, str]:
+        # the end-to-end check runs the bundle runtime's generation path: its code matters too
+        return {"code": code_digest("validators", "models", "runtime"), **versions("openvino", "torch", "timm")}
+
+    def run(self, ctx: StepContext) -> dict:
+        from ovexport.validators.runner import raise_if_failed, run_validation, write_report
+
+        report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
+                                ctx.console)
+        path = write_report(report, ctx.out / VALIDATION)
+        failed_copy = ctx.work / FAILED_REPORT
+        if not report["passed"]:
+            write_report(report, failed_copy)
+            raise_if_failed(report, failed_copy)
+        if failed_copy.is_file():
+            failed_copy.unlink()  # an earlier failure's report no longer applies
+        ctx.log(f"wrote {path.name}")
+        return summary(report)
+
+
+def summary(report: dict) -> dict:
+    """The lock's metrics: passed, and each gated or headline number by ``check.metric``."""
+    out: dict = {"passed": bool(report["passed"]), "duration_s": report.get("duration_s")}
+    for c in report["checks"]:
+        for metric, value in c["metrics"].items():
+            out[f"{c['name']}.{metric}"] = value
+    return out

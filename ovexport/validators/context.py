@@ -1,0 +1,154 @@
+"""What every check runs against: the checkpoint's PyTorch reference, the IR directory, the pinned OpenVINO
+configuration and a seeded RNG.
+
+Memory discipline (so that the full-size model can be validated part by part): a check computes its
+PyTorch outputs first inside ``with ctx.torch_part("llm")`` (the part is released when the block ends),
+then compiles the IR it needs inside ``with ctx.compiled(...)`` (the compiled model is dropped when the
+block ends). PyTorch and OpenVINO copies of the same part are never alive together, and only one part of
+each is alive at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.text import Text
+
+from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
+from ovexport.errors import BundleError
+from ovexport.models.registry import family_for
+
+IR_FILES = (TEXT_EMBEDDINGS, LANGUAGE_MODEL, IMAGE_ENCODER)
+
+
+class ValidationContext:
+    """``ValidationContext(ckpt, ir_dir, spec, console)``; ``spec`` is a recipe ``ValidationSpec``."""
+
+    def __init__(self, ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
+                 reference_dtype: Any = None):
+        self.ckpt = Path(ckpt)
+        self.ir_dir = Path(ir_dir)
+        self.spec = spec
+        self.console = console if console is not None else Console(stderr=True)
+        self.family = family_for(self.ckpt)
+        self.rng = np.random.default_rng(spec.seed)
+        self._reference_dtype = reference_dtype
+        self._reference = None
+        self._adapter = None
+        self._core = None
+
+    # ------------------------------------------------------------------ OpenVINO
+    @property
+    def ov_config(self) -> dict[str, str]:
+        """The pinned properties (INFERENCE_PRECISION_HINT, KV_CACHE_PRECISION) every IR is compiled with."""
+        return dict(self.spec.ov_config())
+
+    @property
+    def device(self) -> str:
+        return self.spec.device
+
+    @property
+    def core(self):
+        if self._core is None:
+            import openvino as ov
+            self._core = ov.Core()
+        return self._core
+
+    def ir_path(self, xml_name: str) -> Path:
+        xml, binf = (self.ir_dir / f for f in ir_files(xml_name))
+        for f in (xml, binf):
+            if not f.is_file():
+                raise BundleError(f"{self.ir_dir} has no {f.name}",
+                                  fix="validate a directory holding the three IRs (the compress step's output "
+                                      "or a bundle)")
+        return xml
+
+    def check_irs(self) -> None:
+        for name in IR_FILES:
+            self.ir_path(name)
+
+    def compile(self, xml_name: str):
+        """Compile one IR on ``spec.device`` with the pinned config (caller drops it when done)."""
+        return self.core.compile_model(self.ir_path(xml_name), self.device, self.ov_config)
+
+    @contextlib.contextmanager
+    def compiled(self, xml_name: str) -> Iterator[Any]:
+        model = self.compile(xml_name)
+        try:
+            yield model
+        finally:
+            del model
+            gc.collect()
+
+    # ------------------------------------------------------------------ PyTorch reference
+    @property
+    def reference(self):
+        """The family's PyTorch reference (fp32 unless ``reference_dtype`` says otherwise); parts load lazily."""
+        if self._reference is None:
+            kw = {} if self._reference_dtype is None else {"dtype": self._reference_dtype}
+            self._reference = self.family.reference(self.ckpt, **kw)
+        return self._reference
+
+    @contextlib.contextmanager
+    def torch_part(self, *parts: str) -> Iterator[Any]:
+        """``with ctx.torch_part("llm"): ...`` then the part is released (``reference.release``)."""
+        ref = self.reference
+        try:
+            yield ref
+        finally:
+            for p in parts:
+                ref.release(p)
+            gc.collect()
+
+    @property
+    def adapter(self):
+        """The family's runtime adapter read from the checkpoint (prompting, embedding scale, EOS ids): the
+        same object the bundle runtime uses."""
+        if self._adapter is None:
+            self._adapter = self.family.runtime(self.ckpt)
+        return self._adapter
+
+    # ------------------------------------------------------------------ misc
+    def rng_for(self, name: str) -> np.random.Generator:
+        """A generator seeded by (spec.seed, name): a check's inputs do not depend on which checks ran before."""
+        return np.random.default_rng([self.spec.seed, zlib.crc32(name.encode())])
+
+    def log(self, msg: str) -> None:
+        self.console.print(Text(f"  {msg}", style="dim"), highlight=False)
+
+    def close(self) -> None:
+        if self._reference is not None:
+            for p in ("llm", "encoder"):
+                self._reference.release(p)
+        self._reference = None
+        self._adapter = None
+        self._core = None
+        gc.collect()
+
+
+def synthetic_image(rng: np.random.Generator, width: int, height: int):
+    """A deterministic RGB test image: smooth colour gradients, a few rectangles and mild noise."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.empty((height, width, 3), np.float32)
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.5, 4.0), rng.uniform(0.5, 4.0), rng.uniform(0, 2 * np.pi)
+        img[..., c] = 127.5 + 90 * np.sin(2 * np.pi * (fx * xx / width + fy * yy / height) + ph)
+    for _ in range(4):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        x1, y1 = x0 + int(rng.integers(1, width // 3 + 2)), y0 + int(rng.integers(1, height // 3 + 2))
+        img[y0:y1, x0:x1] = rng.uniform(0, 255, size=3)
+    img += rng.normal(0, 8, size=img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def random_pixels(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
+    """float32 [n, 3, H, W] in the model's normalised pixel range [-1, 1]."""
+    return rng.uniform(-1.0, 1.0, size=(n, 3, height, width)).astype(np.float32)

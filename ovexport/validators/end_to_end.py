@@ -1,0 +1,110 @@
+"""End to end: the bundle runtime's path (prompt + slicing by the family's runtime adapter, the three IRs,
+image features written between <image> and </image>, greedy generation on the stateful LLM) against the
+PyTorch reference's greedy generation, on synthetic images that exercise slicing:
+
+- ``448x448``: no slicing (one image);
+- ``1344x896``: a 3x2 grid (cols x rows: source + 6 slices);
+- ``896x448``: a 2x1 grid (source + 2 slices, one row).
+
+Metrics: ``token_agreement`` (per case, positions where the tokens are equal / positions compared, up to
+and including the first EOS of either side; the metric is the worst case) gated by
+``thresholds.end_to_end.min_token_agreement``, and ``first_divergence`` (earliest position where the
+two sides differ over all cases, -1 when none), measured only.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .base import CheckResult, gate
+from .context import ValidationContext, synthetic_image
+
+NAME = "end_to_end"
+PART = "bundle"
+QUESTION = "Describe this image."
+# name -> (width, height, expected (cols, rows) grid of MiniCPM-V-2's slicer, None = not sliced)
+CASES: dict[str, tuple[int, int, tuple[int, int] | None]] = {
+    "448x448": (448, 448, None),
+    "1344x896": (1344, 896, (3, 2)),
+    "896x448": (896, 448, (2, 1)),
+}
+
+
+def token_agreement(ref: Sequence[int], test: Sequence[int], eos_ids) -> tuple[float, int, int]:
+    """(share of equal positions, first divergent position or -1, positions compared).
+
+    Positions are compared up to the shorter sequence, and up to (including) the first EOS of either side.
+    """
+    eos = set(int(e) for e in eos_ids)
+    n = min(len(ref), len(test))
+    for i in range(n):
+        if int(ref[i]) in eos or int(test[i]) in eos:
+            n = i + 1
+            break
+    else:
+        if len(ref) != len(test):
+            n += 1  # one side stopped without EOS where the other went on: that position differs
+    if n == 0:
+        return 1.0, -1, 0
+    eq = [i < len(ref) and i < len(test) and int(ref[i]) == int(test[i]) for i in range(n)]
+    first = next((i for i, e in enumerate(eq) if not e), -1)
+    return float(np.mean(eq)), first, n
+
+
+def run(ctx: ValidationContext) -> CheckResult:
+    from ovexport.runtime.generation import greedy_decode
+    from ovexport.runtime.ov_models import BundleModels
+    from ovexport.runtime.pipeline import Pipeline
+
+    thr = ctx.spec.thresholds.end_to_end
+    n_new = int(ctx.spec.generate_tokens)
+    rng = ctx.rng_for(NAME)
+    msgs = [{"role": "user", "content": QUESTION}]
+    images = {name: synthetic_image(rng, w, h) for name, (w, h, _) in CASES.items()}
+
+    ref_out: dict[str, dict] = {}
+    with ctx.torch_part("llm", "encoder") as ref:
+        for name, img in images.items():
+            prepared = ref.prepare(msgs, img)
+            tokens, _ = ref.greedy(prepared, n_new)
+            ref_out[name] = {"ids": np.asarray(prepared.input_ids), "grid": prepared.grid,
+                             "images": len(prepared.pixel_values), "tokens": [int(t) for t in tokens]}
+
+    adapter = ctx.adapter
+    eos_ids = set(adapter.eos_ids)
+    cases: dict[str, dict] = {}
+    models = BundleModels(ctx.ir_dir, ctx.device, ctx.ov_config)
+    try:
+        pipe = Pipeline(ctx.ir_dir, models, adapter)
+        for name, img in images.items():
+            prepared = adapter.prepare(msgs, img)
+            prefill = pipe.prefill_embeddings(prepared)
+            tokens = greedy_decode(models, prefill, pipe.embed_text, eos_ids, n_new)
+            r = ref_out[name]
+            agree, first, compared = token_agreement(r["tokens"], tokens, eos_ids)
+            same_prompt = bool(np.array_equal(r["ids"], prepared.input_ids))
+            if not same_prompt:  # different prompts: the token comparison means nothing
+                agree, first = 0.0, 0
+            expected = CASES[name][2]
+            cases[name] = {
+                "size": list(img.size), "grid": list(r["grid"]) if r["grid"] else None,
+                "expected_grid": list(expected) if expected else None, "images": r["images"],
+                "prompt_tokens": int(len(prepared.input_ids)), "same_prompt": same_prompt,
+                "ref_tokens": r["tokens"], "ir_tokens": [int(t) for t in tokens],
+                "token_agreement": agree, "first_divergence": first, "compared": compared,
+            }
+    finally:
+        del models
+        import gc
+        gc.collect()
+
+    agreement = min(c["token_agreement"] for c in cases.values())
+    divergent = [c["first_divergence"] for c in cases.values() if c["first_divergence"] >= 0]
+    first_div = min(divergent) if divergent else -1
+    metrics = {"token_agreement": agreement, "first_divergence": first_div}
+    details = {"generate_tokens": n_new, "mean_token_agreement": float(np.mean([c["token_agreement"]
+                                                                                for c in cases.values()])),
+               "cases": cases}
+    gates = [gate("token_agreement", agreement, thr.min_token_agreement, "min")]
+    return CheckResult.build(NAME, PART, metrics, gates, details)

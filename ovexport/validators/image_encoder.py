@@ -1,0 +1,91 @@
+"""Image encoder IR (vision tower + resampler) vs PyTorch over the image sizes that matter.
+
+Cases:
+- ``448x448``: the trace size (32x32 patch grid), a no-slice source image;
+- ``378x378``: a 27x27 grid, where timm skips the position-embedding resize (a graph traced elsewhere
+  must still give the same result there);
+- ``wide_source`` / ``tall_source``: what the slicer makes of a 1600x500 / 500x1600 image (non-square grids);
+- ``slices_batch3``: the three same-size slices of that wide image in ONE infer call (batch 3), as the
+  runtime sends them;
+- ``tiny_14x14``: a single patch;
+- ``padded_100x150``: sides that are not multiples of 14 (``dynamic_img_pad``).
+
+Metrics: ``max_abs_diff`` (max over cases) and ``min_cosine`` (min over every image of every case), gated by
+``thresholds.image_encoder``; per-case numbers are in the details.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ovexport.bundle.layout import IMAGE_ENCODER
+
+from .base import CheckResult, cosine, gate, max_abs_diff
+from .context import ValidationContext, random_pixels, synthetic_image
+
+NAME = "image_encoder"
+PART = "image_encoder"
+WIDE_IMAGE = (1600, 500)  # (W, H): sliced 3x1; source 252x798, slices 434x462
+
+
+def _cases(ctx: ValidationContext) -> dict[str, np.ndarray]:
+    """name -> float32 [N, 3, H, W] pixel values."""
+    rng = ctx.rng_for(NAME)
+    ref = ctx.reference
+    msgs = [{"role": "user", "content": "What is in the image?"}]
+    w, h = WIDE_IMAGE
+    wide = ref.prepare(msgs, synthetic_image(rng, w, h))
+    tall = ref.prepare(msgs, synthetic_image(rng, h, w))
+    cases = {
+        "448x448": random_pixels(rng, 1, 448, 448),
+        "378x378": random_pixels(rng, 1, 378, 378),
+        "wide_source": wide.pixel_values[0][None],
+        "tall_source": tall.pixel_values[0][None],
+    }
+    slices = wide.pixel_values[1:]
+    shapes = {s.shape for s in slices}
+    if len(slices) >= 3 and len(shapes) == 1:
+        cases["slices_batch3"] = np.stack(slices[:3])
+    else:  # a family whose slicer does not cut this image in 3: still test a batch of 3
+        cases["slices_batch3"] = random_pixels(rng, 3, 434, 462)
+    cases["tiny_14x14"] = random_pixels(rng, 1, 14, 14)
+    cases["padded_100x150"] = random_pixels(rng, 1, 100, 150)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in cases.items()}
+
+
+def run(ctx: ValidationContext) -> CheckResult:
+    thr = ctx.spec.thresholds.image_encoder
+    cases = _cases(ctx)
+    p = int(getattr(ctx.reference.config, "patch_size", 14))
+
+    with ctx.torch_part("encoder") as ref:
+        ref_out = {name: ref.image_features(px) for name, px in cases.items()}
+
+    ov_out: dict[str, np.ndarray] = {}
+    with ctx.compiled(IMAGE_ENCODER) as model:
+        req = model.create_infer_request()
+        for name, px in cases.items():
+            h, w = px.shape[-2:]
+            tgt = np.array([math.ceil(h / p), math.ceil(w / p)], np.int64)
+            ov_out[name] = req.infer({"pixel_values": px, "tgt_size": tgt})[0].copy()
+        del req
+
+    details: dict[str, dict] = {}
+    worst_diff, worst_cos = 0.0, 1.0
+    for name, px in cases.items():
+        r, t = ref_out[name], ov_out[name]
+        d = max_abs_diff(r, t)
+        cos_each = [cosine(r[i], t[i]) for i in range(len(r))] if r.shape == t.shape else [float("nan")]
+        c = float(min(cos_each))
+        h, w = px.shape[-2:]
+        details[name] = {"pixels": list(px.shape), "grid": [math.ceil(h / p), math.ceil(w / p)],
+                         "max_abs_diff": d, "cosine": c, "ref_abs_max": float(np.abs(r).max()),
+                         "output": list(t.shape)}
+        worst_diff = max(worst_diff, d) if not math.isnan(d) else float("nan")
+        worst_cos = min(worst_cos, c) if not math.isnan(c) else float("nan")
+    metrics = {"max_abs_diff": worst_diff, "min_cosine": worst_cos}
+    gates = [gate("max_abs_diff", worst_diff, thr.max_abs_diff, "max"),
+             gate("min_cosine", worst_cos, thr.min_cosine, "min")]
+    worst_case = max(details, key=lambda k: details[k]["max_abs_diff"])
+    return CheckResult.build(NAME, PART, metrics, gates, {"worst_case": worst_case, "cases": details})

@@ -1,0 +1,152 @@
+"""Run the parity checks, print them as a table, and turn failures into one ``ValidationFailed`` line."""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ovexport.errors import InputError, OvexportError, ValidationFailed
+
+from . import end_to_end, image_encoder, llm, text_embeddings
+from .base import CheckResult, Gate, fmt, json_safe
+from .context import ValidationContext
+
+# name -> (part, run(ctx) -> CheckResult), in the order they run
+CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
+    text_embeddings.NAME: (text_embeddings.PART, text_embeddings.run),
+    image_encoder.NAME: (image_encoder.PART, image_encoder.run),
+    llm.NAME: (llm.PART, llm.run),
+    end_to_end.NAME: (end_to_end.PART, end_to_end.run),
+}
+
+
+def _select(checks: Sequence[str] | None) -> list[str]:
+    if checks is None:
+        return list(CHECKS)
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise InputError(f"unknown validation check {unknown[0]!r}", fix=f"use some of: {', '.join(CHECKS)}")
+    return [c for c in CHECKS if c in checks]  # always in the canonical order
+
+
+def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
+                   checks: Sequence[str] | None = None, reference_dtype: Any = None) -> dict:
+    """Run the checks (all, or the named ones) of the IRs in ``ir_dir`` against the PyTorch reference of
+    ``ckpt`` with the thresholds of ``spec`` (a recipe ``ValidationSpec``); print a table and return the
+    JSON-safe report ``{"passed", "ov_config", "checks": [...], "duration_s", ...}``.
+
+    A check that raises (e.g. an IR that does not accept the expected inputs) is reported as failed with the
+    error; problems the user must fix first (missing IR files, unknown check) raise ``OvexportError``.
+    """
+    console = console if console is not None else Console()
+    names = _select(checks)
+    t0 = time.monotonic()
+    ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype)
+    ctx.check_irs()
+    results: list[CheckResult] = []
+    try:
+        for name in names:
+            part, fn = CHECKS[name]
+            ctx.log(f"validating {name} ({part}) on {spec.device}")
+            t = time.monotonic()
+            try:
+                res = fn(ctx)
+            except OvexportError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a broken IR must give a failed check, not a crash
+                msg = " ".join(f"{type(e).__name__}: {e}".split())
+                res = CheckResult(name=name, part=part, metrics={}, gates=[], passed=False,
+                                  details={"error": msg[:2000], "traceback": traceback.format_exc()[-4000:]})
+            res.duration_s = round(time.monotonic() - t, 3)
+            results.append(res)
+    finally:
+        ctx.close()
+    report = {
+        "passed": all(r.passed for r in results),
+        "ov_config": dict(spec.ov_config()),
+        "device": spec.device,
+        "checkpoint": str(Path(ckpt).resolve()),
+        "ir_dir": str(Path(ir_dir).resolve()),
+        "spec": spec.model_dump(mode="json"),
+        "checks": [r.to_dict() for r in results],
+        "duration_s": round(time.monotonic() - t0, 3),
+    }
+    report["failures"] = failure_lines(report)
+    print_report(report, console)
+    return json_safe(report)
+
+
+def _gates(check: dict) -> list[Gate]:
+    return [Gate(**g) if isinstance(g, dict) else g for g in check.get("gates", [])]
+
+
+def failure_lines(report: dict) -> list[str]:
+    """One short phrase per failed gate or errored check, e.g. ``llm.max_abs_diff 0.31 > 0.001``."""
+    out: list[str] = []
+    for c in report.get("checks", []):
+        if c.get("passed"):
+            continue
+        err = (c.get("details") or {}).get("error")
+        if err:
+            out.append(f"{c['name']} raised {err[:300]}")
+        failed = [g for g in _gates(c) if not g.passed]
+        out.extend(g.describe(c["name"]) for g in failed)
+        if not err and not failed:
+            out.append(f"{c['name']} failed")
+    return out
+
+
+def print_report(report: dict, console: Console) -> None:
+    table = Table(title="validation (IR vs PyTorch)", title_justify="left")
+    for col, kw in (("check", {}), ("metric", {}), ("value", {"justify": "right"}),
+                    ("threshold", {"justify": "right"}), ("result", {})):
+        table.add_column(col, **kw)
+    for c in report["checks"]:
+        gates = {g.metric: g for g in _gates(c)}
+        first = True
+        err = (c.get("details") or {}).get("error")
+        if err:
+            table.add_row(c["name"], "error", err[:80], "", "[red]FAIL[/red]")
+            first = False
+        for metric, value in c["metrics"].items():
+            g = gates.get(metric)
+            if g is None:
+                thr, res = "-", "[dim]measured[/dim]"
+            else:
+                thr = ("<= " if g.kind == "max" else ">= ") + fmt(g.threshold)
+                res = "[green]pass[/green]" if g.passed else "[bold red]FAIL[/bold red]"
+            table.add_row(c["name"] if first else "", metric, fmt(value), thr, res)
+            first = False
+    console.print(table)
+    verdict = "[green]passed[/green]" if report["passed"] else "[bold red]FAILED[/bold red]"
+    console.print(f"validation {verdict} in {report['duration_s']:.1f}s "
+                  f"({', '.join(f'{k}={v}' for k, v in report['ov_config'].items())}, {report['device']})")
+
+
+def write_report(report: dict, path: Path) -> Path:
+    """Write the report as JSON (atomically)."""
+    from ovexport.engine.atomic import atomic_write_text
+
+    path = Path(path)
+    atomic_write_text(path, json.dumps(json_safe(report), indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def raise_if_failed(report: dict, report_path: Path | str | None = None) -> None:
+    """Raise ``ValidationFailed`` naming every failed check and its numbers, on one line."""
+    if report.get("passed"):
+        return
+    lines = report.get("failures") or failure_lines(report) or ["a check failed"]
+    where = str(report_path) if report_path is not None else "validation.json"
+    raise ValidationFailed(
+        "validation failed: " + "; ".join(lines),
+        fix=f"look at {where} for the per-case numbers; only if the difference is expected (fp16/compressed "
+            "weights, another device) adjust the thresholds in the recipe's validation: block, otherwise "
+            "the export is wrong",
+    )

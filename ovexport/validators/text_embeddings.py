@@ -1,0 +1,72 @@
+"""Text embeddings IR vs PyTorch: a table lookup, so the fp32 export must match exactly.
+
+Inputs: edge ids (0, BOS, EOS, pad, <image>, </image>, <slice>, </slice>, vocab_size - 1, taken from the
+reference's tokenizer and config) and random ids, as one sequence [1, N] and as a batch [2, M].
+Metric: ``max_abs_diff`` (gate: ``thresholds.text_embeddings.max_abs_diff``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ovexport.bundle.layout import TEXT_EMBEDDINGS
+
+from .base import CheckResult, gate, max_abs_diff
+from .context import ValidationContext
+
+NAME = "text_embeddings"
+PART = "text_embeddings"
+N_RANDOM = 64
+SPECIAL_ATTRS = ("unk_id", "bos_id", "eos_id", "pad_id", "im_start_id", "im_end_id", "slice_start_id",
+                 "slice_end_id")
+
+
+def edge_ids(reference) -> dict[str, int]:
+    """name -> id of the ids where an off-by-one or a wrong table would show first."""
+    tok = reference.tokenizer
+    vocab = int(reference.config.vocab_size)
+    out = {"zero": 0}
+    for attr in SPECIAL_ATTRS:
+        v = getattr(tok, attr, None)
+        if isinstance(v, (int, np.integer)) and 0 <= int(v) < vocab:
+            out[attr.removesuffix("_id")] = int(v)
+    out["last"] = vocab - 1
+    return out
+
+
+def run(ctx: ValidationContext) -> CheckResult:
+    rng = ctx.rng_for(NAME)
+    thr = ctx.spec.thresholds.text_embeddings
+    with ctx.torch_part("llm") as ref:
+        vocab = int(ref.config.vocab_size)
+        edges = edge_ids(ref)
+        seq = np.concatenate([np.array(list(edges.values()), np.int64),
+                              rng.integers(0, vocab, size=N_RANDOM, dtype=np.int64)])[None]
+        batch = rng.integers(0, vocab, size=(2, 16), dtype=np.int64)
+        batch[:, 0] = [edges["zero"], edges["last"]]
+        ref_seq = ref.text_embeddings(seq)
+        ref_batch = ref.text_embeddings(batch)
+
+    with ctx.compiled(TEXT_EMBEDDINGS) as model:
+        req = model.create_infer_request()
+        ov_seq = req.infer({"input_ids": seq})[0].copy()
+        ov_batch = req.infer({"input_ids": batch})[0].copy()
+        del req
+
+    d_seq = max_abs_diff(ref_seq, ov_seq)
+    d_batch = max_abs_diff(ref_batch, ov_batch)
+    n_edge = len(edges)
+    per_id = np.abs(np.asarray(ref_seq, np.float64) - np.asarray(ov_seq, np.float64)).max(-1)[0] \
+        if ref_seq.shape == ov_seq.shape else None
+    edge_diffs = ({name: float(per_id[i]) for i, name in enumerate(edges)} if per_id is not None else {})
+    worst = max(d_seq, d_batch)
+    metrics = {"max_abs_diff": worst}
+    details = {
+        "edge_ids": edges,
+        "edge_max_abs_diff": edge_diffs,
+        "sequence": {"shape": list(seq.shape), "max_abs_diff": d_seq, "random_ids": N_RANDOM},
+        "batch": {"shape": list(batch.shape), "max_abs_diff": d_batch},
+        "ref_abs_max": float(np.abs(ref_seq).max()),
+        "mismatching_ids": int((per_id > 0).sum()) if per_id is not None else None,
+        "compared_ids": n_edge + N_RANDOM + batch.size,
+    }
+    return CheckResult.build(NAME, PART, metrics, [gate("max_abs_diff", worst, thr.max_abs_diff, "max")], details)

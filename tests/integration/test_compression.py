@@ -1,0 +1,375 @@
+"""Weight compression of the tiny synthetic MiniCPM-V-2 IRs: golden bit widths per IR (like optimum-intel's
+``test_quantization.py``), NNCF's own bit-width table vs ours, data-aware methods through the compress step's
+code path with the builtin calibration set, compression.json, and scripts/compression_report.py.
+
+Tiny architecture (``synth.TINY_OVERRIDES``), what the golden numbers count:
+- language model: hidden 128, MLP 256, 2 layers x 7 linears (q, k, v, o: 128x128 = 16384 parameters each;
+  gate, up, down: 128x256 = 32768 each; 163840 per layer) + lm_head 1024x128 = 131072 -> 15 weight layers,
+  458752 parameters. The token embedding lives in the text-embeddings IR. NNCF's ratio-defining layers in
+  int4 modes are the 14 decoder linears (327680 parameters): the last MatMul, lm_head, is kept in the backup
+  mode unless all_layers.
+- image encoder: 2 SigLIP blocks x 4 linears (qkv, proj, fc1, fc2) + patch-embedding Convolution + resampler
+  (kv_proj, attention q/k/v in-projections, out_proj, proj) -> 15 weight layers, 193280 parameters.
+- text embeddings: one Gather, 1024x128 = 131072 parameters.
+NNCF's mixed precision adds layers to int4 in increasing order of sensitivity and stops at the first layer
+that would bring the int4 share of ratio-defining parameters to >= ratio.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, PART_OF_RECIPE_KEY
+from ovexport.exporter.inspect import format_table, weight_bit_stats, weight_layers
+from ovexport.recipe.load import load_recipe
+from ovexport.steps.compress import SOURCE_ARTIFACT, compress_part
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "recipes"
+TINY_LLM_RATIO_DEFINING = 14
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs(tmp_path_factory) -> dict[str, Path]:
+    """The compress step's inputs for the tiny synthetic checkpoint: checkpoint + three fp32 IRs."""
+    from ovexport.exporter.convert import convert_part, save_ir
+    from ovexport.exporter.stateful import make_stateful
+    from ovexport.models.registry import get_family
+
+    root = tmp_path_factory.mktemp("tiny-compression")
+    fam = get_family("minicpmv2")
+    ckpt = fam.write_synthetic(root / "checkpoint", size="tiny", seed=0)
+    specs = fam.part_specs(ckpt, weight_dtype="fp32", trace_image_size=448)
+    inputs = {"checkpoint": Path(ckpt)}
+    for part, spec in specs.items():
+        model = convert_part(spec, "fp32")
+        if spec.stateful is not None:
+            make_stateful(model, spec.stateful)
+        save_ir(model, root / SOURCE_ARTIFACT[part], spec.filename)
+        inputs[SOURCE_ARTIFACT[part]] = root / SOURCE_ARTIFACT[part]
+    return inputs
+
+
+def _recipe(name: str, overrides=()):
+    return load_recipe(RECIPES / f"{name}.yaml", list(overrides))
+
+
+def _layers(counts: dict) -> tuple[int, int, int]:
+    return counts["int4"]["layers"], counts["int8"]["layers"], counts["float"]["layers"]
+
+
+# ---------------------------------------------------------------------------- NNCF's table, parsed
+
+_ROW = re.compile(r"│\s*(?P<mode>[^│]+?)\s*│\s*(?P<all>\d+% \(\d+ / \d+\))\s*│\s*(?P<ratio>\d+% \(\d+ / \d+\))\s*│")
+
+
+def parse_nncf_table(text: str) -> dict[str, tuple[str, str]]:
+    """{"int4"|"int8"|"float": ("54% (158 / 281)", "60% (158 / 280)")} from NNCF's logged table."""
+    rows: dict[str, tuple[str, str]] = {}
+    for m in _ROW.finditer(text):
+        mode = m["mode"].strip()
+        if mode.startswith("Weight compression mode"):
+            continue
+        kind = "int4" if mode.startswith(("int4", "nf4")) else "int8" if mode.startswith("int8") else "float"
+        assert kind not in rows, f"several {kind} rows (e.g. adjusted group sizes): compare by hand\n{text}"
+        rows[kind] = (m["all"], m["ratio"])
+    return rows
+
+
+def assert_matches_nncf(report: dict) -> None:
+    """Our IR-derived table equals the one NNCF logged: every row, both columns, same rounding."""
+    assert report["nncf_table"], "NNCF's bit-width table was not captured"
+    nncf = parse_nncf_table(report["nncf_table"])
+    ours = {row[0]: (row[1], row[2]) for row in format_table(report["weights"], report["ratio_defining"])}
+    assert ours == nncf, f"ours {ours}\nNNCF {report['nncf_table']}"
+
+
+# ------------------------------------------------------------------------------------ golden numbers
+
+# case: (recipe, --set overrides, {part: (int4 layers, int8 layers, float layers)},
+#        {part: ratio-defining (int4, int8, float)} for compressed parts)
+GOLDEN = {
+    # INT4_SYM group 16 ratio 0.6 (the shipped recipe): the data-free ranking (weight quantization error of
+    # the int8 backup) puts layer 0 k/gate/up and layer 1 v/o/gate/up first: 3 x 16384 + 4 x 32768 =
+    # 180224 = 55.0% of the 327680 ratio-defining parameters; any next layer reaches >= 60% -> 7 int4.
+    # int8: the other 7 decoder linears + lm_head = 8. Image encoder and embeddings stay fp32.
+    "tiny-int4": ("tiny-minicpmv2-int4", [],
+                  {"language_model": (7, 8, 0), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)},
+                  {"language_model": (7, 7, 0)}),
+    # INT8_ASYM per-channel compresses every weight layer, LLM (15) and image encoder (15, the Convolution too)
+    "tiny-int8": ("tiny-minicpmv2-int8", [],
+                  {"language_model": (0, 15, 0), "image_encoder": (0, 15, 0), "text_embeddings": (0, 0, 1)},
+                  {"language_model": (0, 15, 0), "image_encoder": (0, 15, 0)}),
+    # no compression at all
+    "tiny-fp32": ("tiny-minicpmv2-fp32", [],
+                  {"language_model": (0, 0, 15), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)}, {}),
+    # ratio 0.8: layer 0 q/k/v/o/gate/up + layer 1 q/v/o/gate/up = 7 x 16384 + 4 x 32768 = 245760 = 75.0%;
+    # any next layer reaches >= 80% -> 11 int4; int8 = layer 0 down, layer 1 k/down + lm_head = 4
+    "ratio-0.8": ("tiny-minicpmv2-int4", ["compression.llm.ratio=0.8"],
+                  {"language_model": (11, 4, 0)}, {"language_model": (11, 3, 0)}),
+    # group size 32: the data-free sensitivity is the int8-backup error, independent of the group size,
+    # so the same 7 layers go to int4 (in groups of 32)
+    "group-32": ("tiny-minicpmv2-int4", ["compression.llm.group_size=32"],
+                 {"language_model": (7, 8, 0)}, {"language_model": (7, 7, 0)}),
+    # ignored scope: both down_proj stay fp32 (2 float layers) and leave the ratio-defining set (12 layers,
+    # 262144 parameters); int4: layer 0 gate/up, layer 1 o/gate/up = 16384 + 4 x 32768 = 147456 = 56.25%,
+    # next >= 60%; int8: the other 7 ratio-defining + lm_head = 8
+    "ignored-scope": ("tiny-minicpmv2-int4", ['compression.llm.ignored_scope.patterns=[".*mlp\\\\.down_proj.*"]'],
+                      {"language_model": (5, 8, 2)}, {"language_model": (5, 7, 0)}),
+    # all_layers: lm_head becomes ratio-defining (15 layers, 458752 parameters) and, the least sensitive,
+    # goes to int4 first: lm_head + layer 0 gate + layer 1 o/gate/up = 131072 + 16384 + 3 x 32768 = 245760 =
+    # 53.6%; the next (an MLP projection, 32768) would reach 60.7% -> 5 int4, 10 int8
+    "all-layers": ("tiny-minicpmv2-int4", ["compression.llm.all_layers=true"],
+                   {"language_model": (5, 10, 0)}, {"language_model": (5, 10, 0)}),
+    # int4 LLM as shipped + INT8_ASYM image encoder: all 15 image-encoder layers int8
+    "image-encoder-int8": ("tiny-minicpmv2-int4", ["compression.image_encoder={mode: int8_asym}"],
+                           {"language_model": (7, 8, 0), "image_encoder": (0, 15, 0)},
+                           {"language_model": (7, 7, 0), "image_encoder": (0, 15, 0)}),
+    # INT8_ASYM text embeddings: the one Gather in int8
+    "text-embeddings-int8": ("tiny-minicpmv2-fp32", ["compression.text_embeddings={mode: int8_asym}"],
+                             {"text_embeddings": (0, 1, 0)}, {"text_embeddings": (0, 1, 0)}),
+}
+
+
+@pytest.mark.parametrize("case", list(GOLDEN))
+def test_golden_bit_widths(tiny_inputs, tmp_path, case):
+    import openvino as ov
+
+    from ovexport.exporter.convert import save_ir
+
+    name, overrides, golden, golden_ratio = GOLDEN[case]
+    recipe = _recipe(name, overrides)
+    core = ov.Core()
+    for key, part in PART_OF_RECIPE_KEY.items():
+        if part not in golden:
+            continue
+        policy = getattr(recipe.compression, key)
+        if policy is None:
+            stats = weight_bit_stats(core.read_model(tiny_inputs[SOURCE_ARTIFACT[part]] / IR_OF_PART[part]))
+            assert _layers(stats) == golden[part], part
+            assert part not in golden_ratio
+            continue
+        model, report = compress_part(recipe, part, policy, tiny_inputs)
+        assert _layers(report["weights"]) == golden[part], part
+        assert _layers(report["ratio_defining"]) == golden_ratio[part], part
+        assert_matches_nncf(report)
+        # the saved IR keeps the low-bit element types
+        save_ir(model, tmp_path, IR_OF_PART[part])
+        assert weight_bit_stats(core.read_model(tmp_path / IR_OF_PART[part])) == report["weights"]
+    if case == "tiny-int4":   # the lm_head (last MatMul) is the backup layer
+        assert weight_layers(model)[-1].kind == "int8"
+
+
+def test_sixteen_bit_export_counts_like_nncf(tiny_inputs):
+    """The shipped full-size recipes export fp16 weights (Constant f16 -> Convert -> MatMul); the counting
+    must find the same weights there, before and after compression, as NNCF does."""
+    from ovexport.exporter.compress import compress_model, nncf_table
+    from ovexport.exporter.convert import convert_part
+    from ovexport.exporter.inspect import compression_report
+    from ovexport.exporter.stateful import make_stateful
+    from ovexport.models.registry import get_family
+
+    spec = get_family("minicpmv2").part_specs(tiny_inputs["checkpoint"], weight_dtype="fp16")["language_model"]
+    model = convert_part(spec, "fp16")
+    make_stateful(model, spec.stateful)
+    before = compression_report(model, None)
+    assert _layers(before["weights"]) == (0, 0, 15) and before["weights"]["float"]["params"] == 458752
+    policy = _recipe("tiny-minicpmv2-int4").compression.llm
+    messages: list[str] = []
+    model = compress_model(model, policy, log_messages=messages)
+    report = {**compression_report(model, policy), "nncf_table": nncf_table(messages)}
+    assert _layers(report["weights"]) == (7, 8, 0)   # same data-free choice as from fp32 weights
+    assert_matches_nncf(report)
+
+
+# ------------------------------------------------------------------------------------ data-aware
+
+DATA_AWARE_BASE = ["calibration={source: builtin, num_samples: 2}", "compression.llm.ratio=1.0"]
+
+
+def _logits(model, item) -> np.ndarray:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    req = compiled.create_infer_request()
+    req.infer({k: v for k, v in item.items() if k in ("inputs_embeds", "attention_mask", "position_ids", "beam_idx")})
+    return req.get_tensor("logits").data.copy()
+
+
+@pytest.fixture(scope="module")
+def data_free_llm(tiny_inputs):
+    """int4_sym group 16 ratio 1.0 without data, and one calibration prefill to compare outputs on."""
+    from ovexport.calibration import calibration_items
+
+    recipe = _recipe("tiny-minicpmv2-int4", DATA_AWARE_BASE)
+    model, report = compress_part(recipe, "language_model", recipe.compression.llm, tiny_inputs)
+    item = calibration_items(recipe, "language_model", tiny_inputs, decode_steps=0)[0]
+    return _logits(model, item), item
+
+
+@pytest.mark.parametrize("method", ["awq", "scale_estimation", "gptq", "lora_correction"])
+def test_data_aware_method_runs_on_tiny_llm(tiny_inputs, data_free_llm, method):
+    recipe = _recipe("tiny-minicpmv2-int4", [*DATA_AWARE_BASE, f"compression.llm.{method}=true"])
+    policy = recipe.compression.llm
+    assert policy.data_aware
+    logs: list[str] = []
+    model, report = compress_part(recipe, "language_model", policy, tiny_inputs, logs.append)
+    # ratio 1.0: all 14 decoder linears int4, lm_head int8 (backup) -- with or without data
+    assert _layers(report["weights"]) == (14, 1, 0)
+    assert_matches_nncf(report)
+    cal = report["calibration"]
+    assert cal["source"] == "builtin" and cal["num_samples"] == 2 and cal["options"] == [method]
+    if method == "gptq":   # prefill items only (see ovexport.calibration.model_inputs)
+        assert cal["items"] == 2
+    else:                  # 2 prefills + up to 3 greedy decode steps each
+        assert 2 < cal["items"] <= 8
+    assert cal["subset_size"] == cal["items"]
+    if method == "lora_correction":   # two int8 adapter matrices per int4 layer, not in NNCF's table
+        assert report["lora_adapters"]["layers"] == 2 * 14
+    # the method changed the compressed weights: outputs differ from the data-free compression
+    base_logits, item = data_free_llm
+    logits = _logits(model, item)
+    assert np.isfinite(logits).all()
+    assert not np.allclose(logits, base_logits, atol=1e-5), f"{method} left the data-free result unchanged"
+
+
+@pytest.mark.parametrize("metric", ["hessian_input_activation", "mean_activation_variance"])
+def test_data_aware_sensitivity_metric(tiny_inputs, monkeypatch, metric):
+    """The activation-based criterion scores every ratio-defining layer from the calibration activations."""
+    import nncf
+    from nncf.quantization.algorithms.weight_compression.mixed_precision import MIXED_PRECISION_CRITERIA
+
+    criterion = MIXED_PRECISION_CRITERIA.get(nncf.SensitivityMetric(metric))
+    original = criterion._calc_activation_sensitivity
+    scores: list[float] = []
+
+    def spy(self, *args, **kwargs):
+        value = original(self, *args, **kwargs)
+        scores.append(float(value))
+        return value
+
+    monkeypatch.setattr(criterion, "_calc_activation_sensitivity", spy)
+    recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 3}",
+                                             f"compression.llm.sensitivity_metric={metric}"])
+    model, report = compress_part(recipe, "language_model", recipe.compression.llm, tiny_inputs)
+    assert len(scores) == TINY_LLM_RATIO_DEFINING
+    assert all(np.isfinite(s) and s > 0 for s in scores) and len(set(scores)) > 1
+    int4, int8, fp = _layers(report["weights"])
+    assert int4 > 0 and int4 + int8 == 15 and fp == 0
+    ratio = report["ratio_defining"]
+    share = ratio["int4"]["params"] / (ratio["int4"]["params"] + ratio["int8"]["params"])
+    assert 0.6 - 32768 / 327680 <= share < 0.6    # greedy: under the ratio, by less than one layer
+    assert weight_layers(model)[-1].kind == "int8"  # lm_head
+    assert_matches_nncf(report)
+
+
+def test_image_encoder_data_aware(tiny_inputs):
+    recipe = _recipe("tiny-minicpmv2-int4", [
+        "calibration={source: builtin, num_samples: 2}", "compression.llm=null",
+        "compression.image_encoder={mode: int4_sym, group_size: 16, ratio: 0.8, scale_estimation: true, "
+        "sensitivity_metric: hessian_input_activation}"])
+    model, report = compress_part(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
+    int4, int8, fp = _layers(report["weights"])
+    assert int4 > 0 and int4 + int8 == 15 and fp == 0
+    # 2 builtin samples: a 448x448 image (1 encoder input) and a 640x480 one (source + 2 slices)
+    assert report["calibration"]["items"] == 4
+    assert_matches_nncf(report)
+
+
+def test_language_model_items_follow_nncf_state_semantics(tiny_inputs):
+    """Decode items carry NNCF's reset key = False and, run in order by NNCF's own engine on the stateful IR,
+    continue their prefill: each decode step's input is the greedy token of the previous step's logits."""
+    import openvino as ov
+    from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY as RESET
+    from nncf.openvino.engine import OVNativeEngine
+
+    from ovexport.calibration import calibration_items
+
+    recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 2}",
+                                             "compression.llm.awq=true"])
+    items = calibration_items(recipe, "language_model", tiny_inputs)
+    flags = [it[RESET] for it in items]
+    assert flags.count(True) == 2 and flags[0] and flags.count(False) > 0   # 2 prefills, decode steps after each
+    assert all(it["inputs_embeds"].dtype == np.float32 and it["beam_idx"].dtype == np.int32 for it in items)
+    core = ov.Core()
+    lm = core.read_model(tiny_inputs["llm_stateful_ir"] / IR_OF_PART["language_model"])
+    text = core.compile_model(tiny_inputs["text_embeddings_ir"] / IR_OF_PART["text_embeddings"], "CPU",
+                              {"INFERENCE_PRECISION_HINT": "f32"})
+    engine = OVNativeEngine(lm)
+    prev = None
+    for it in items:
+        t = it["position_ids"][0, -1] + 1
+        assert it["attention_mask"].shape == (1, t)
+        out = engine.infer(dict(it))
+        if not it[RESET]:
+            tok = int(prev[0, -1].argmax())
+            expected = text({"input_ids": np.array([[tok]], np.int64)})[0] * np.float32(12.0)
+            np.testing.assert_allclose(it["inputs_embeds"], expected, rtol=1e-6)
+        prev = out["logits"]
+
+
+# --------------------------------------------------------------------- the step, compression.json, report
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_compress_step_writes_distribution_and_report_prints_it(tiny_inputs, tmp_path, capsys):
+    from rich.console import Console
+
+    from ovexport.engine.step import StepContext
+    from ovexport.steps.compress import Compress
+
+    recipe = _recipe("tiny-minicpmv2-int4", ["compression.image_encoder={mode: int8_asym}"])
+    out = tmp_path / "compressed_ir"
+    out.mkdir()
+    ctx = StepContext(recipe=recipe, inputs=dict(tiny_inputs), out=out, work=tmp_path, console=Console(quiet=True))
+    metrics = Compress().run(ctx)
+    assert metrics["language_model"] == {"int4": 7, "int8": 8}
+    data = json.loads((out / COMPRESSION).read_text())
+    llm = data["language_model"]
+    assert llm["policy"]["mode"] == "int4_sym" and llm["policy"]["ratio"] == 0.6
+    assert llm["weights"]["int4"] == {"layers": 7, "params": 180224}
+    assert llm["weights"]["int8"] == {"layers": 8, "params": 278528}
+    # % of all parameters (layers) and % of ratio-defining parameters (layers), as NNCF shows them
+    assert llm["distribution"]["int4"] == {"params_pct": 39.29, "layers_pct": 46.67,
+                                           "ratio_defining_params_pct": 55.0, "ratio_defining_layers_pct": 50.0}
+    assert llm["distribution"]["int8"] == {"params_pct": 60.71, "layers_pct": 53.33,
+                                           "ratio_defining_params_pct": 45.0, "ratio_defining_layers_pct": 50.0}
+    assert "39% (7 / 15)" in llm["nncf_table"] and "55% (7 / 14)" in llm["nncf_table"]
+    assert data["image_encoder"]["weights"]["int8"]["layers"] == 15
+    te = data["text_embeddings"]
+    assert te["policy"] is None and te["ratio_defining"] is None and te["weights"]["float"]["layers"] == 1
+    for part, xml in IR_OF_PART.items():
+        assert (out / xml).is_file() and (out / (xml[:-4] + ".bin")).is_file()
+
+    report = _load_script("compression_report")
+    capsys.readouterr()
+    assert report.main([str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "openvino_language_model.xml" in text and "int4_sym, group 16, ratio 0.6" in text
+    assert re.search(r"int4\s*\| 39% \(7 / 15\)\s*\| 55% \(7 / 14\)", text)
+    assert re.search(r"int8\s*\| 61% \(8 / 15\)\s*\| 45% \(7 / 14\)", text)
+    assert re.search(r"float\s*\| 100% \(1 / 1\)", text)     # text embeddings, uncompressed
+    # an IR alone (no compression.json beside it): the policy is inferred from the IR, same numbers
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for f in (IR_OF_PART["language_model"], IR_OF_PART["language_model"][:-4] + ".bin"):
+        (alone / f).write_bytes((out / f).read_bytes())
+    assert report.main([str(alone / IR_OF_PART["language_model"]), "--json"]) == 0
+    (res,) = json.loads(capsys.readouterr().out)
+    assert res["policy_inferred"] and res["rows"] == [["int8", "61% (8 / 15)", "45% (7 / 14)"],
+                                                      ["int4", "39% (7 / 15)", "55% (7 / 14)"]]
+    assert report.main([str(out), "--markdown"]) == 0
+    assert "| int4 | 39% (7 / 15) | 55% (7 / 14) |" in capsys.readouterr().out
