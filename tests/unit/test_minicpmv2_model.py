@@ -207,3 +207,26 @@ def test_synthetic_checkpoint_is_deterministic_and_not_trivial(tiny, tmp_path):
     for f in ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
               "special_tokens_map.json", "model.safetensors.index.json"):
         assert (tiny / f).is_file(), f
+
+
+def test_fp32_compute_on_bf16_weights_equals_the_fp32_model_of_the_same_weights(tiny):
+    """The memory-lean reference (bf16 weights, fp32 arithmetic) computes what an fp32 model does."""
+    from ovexport.models.minicpmv2.fp32_compute import UpcastLinear, fp32_compute
+
+    lean = fp32_compute(load_llm(tiny, dtype=torch.bfloat16))
+    full = load_llm(tiny, dtype=torch.bfloat16).float()          # the same rounded weights, as fp32 copies
+    assert isinstance(lean.model.layers[0].self_attn.q_proj, UpcastLinear)
+    assert lean.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert lean.model.norm.weight.dtype == torch.float32
+    ids = torch.tensor([[1, 7, 9, 300]])
+    with torch.no_grad():
+        a, _ = lean(lean.embed(ids), torch.ones_like(ids), torch.arange(4)[None])
+        b, _ = full(full.embed(ids), torch.ones_like(ids), torch.arange(4)[None])
+    assert a.dtype == torch.float32
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    enc_lean = fp32_compute(load_image_encoder(tiny, dtype=torch.bfloat16))
+    enc_full = load_image_encoder(tiny, dtype=torch.bfloat16).float()
+    px = torch.randn(1, 3, 56, 70)
+    with torch.no_grad():
+        torch.testing.assert_close(enc_lean(px, torch.tensor([4, 5])), enc_full(px, torch.tensor([4, 5])),
+                                   atol=1e-5, rtol=1e-5)

@@ -8,33 +8,46 @@ import numpy as np
 import torch
 
 from .config import MiniCPMV2Config
+from .fp32_compute import fp32_compute
 from .parts import load_image_encoder, load_llm
 from .prompt import PreparedInput, encode_chat
 from .tokenizer import MiniCPMVTokenizer
 
 
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 class TorchReference:
-    """Loads each part on first use; ``release(part)`` frees it so parts can be checked one at a time."""
+    """Loads each part on first use; ``release(part)`` frees it so parts can be checked one at a time.
+
+    Computation is fp32. Weights stay in the checkpoint's dtype (bf16 for the real model) and big
+    layers upcast per call (see ``fp32_compute``): the same numbers as an fp32 model at half the memory.
+    """
 
     def __init__(self, ckpt: Path, dtype: torch.dtype = torch.float32):
         self.ckpt = Path(ckpt)
         self.config = MiniCPMV2Config.from_dir(ckpt)
         self.tokenizer = MiniCPMVTokenizer.from_dir(ckpt)
-        self.dtype = dtype
+        self.dtype = dtype                       # dtype of the computation
+        self.weight_dtype = _DTYPES.get(self.config.torch_dtype, torch.float32) if dtype == torch.float32 else dtype
         self._llm = None
         self._encoder = None
+
+    def _load(self, loader):
+        module = loader(self.ckpt, self.config, self.weight_dtype)
+        return fp32_compute(module) if self.dtype == torch.float32 else module
 
     # parts -------------------------------------------------------------------------------------
     @property
     def llm(self):
         if self._llm is None:
-            self._llm = load_llm(self.ckpt, self.config, self.dtype)
+            self._llm = self._load(load_llm)
         return self._llm
 
     @property
     def encoder(self):
         if self._encoder is None:
-            self._encoder = load_image_encoder(self.ckpt, self.config, self.dtype)
+            self._encoder = self._load(load_image_encoder)
         return self._encoder
 
     def release(self, part: str) -> None:
