@@ -107,33 +107,45 @@ def test_isolated_step_class_must_be_importable(tmp_path):
     assert leftovers(tmp_path / ".work" / "demo") == []
 
 
+_CTRL_C_SCRIPT = """
+import io, sys
+sys.path.insert(0, {here!r})
+from rich.console import Console
+from engine_dummy_steps import IsoSleep, make_recipe, make_registry
+from ovexport.engine import run
+if __name__ == "__main__":          # spawned children re-import this file
+    con = Console(file=sys.stdout, width=120)
+    try:
+        run(make_recipe({root!r}, ["iso_sleep"]), make_registry(IsoSleep), console=con)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.exit(130)
+"""
+
+
 def test_ctrl_c_in_parent_stops_child_and_removes_temp(tmp_path):
+    """Ctrl-C (SIGINT) reaches a real `run` in its own process, as it does from a terminal."""
     import signal
-    import threading
+    import subprocess
     import time
 
     import psutil
 
     work = tmp_path / ".work" / "demo"
-    seen: dict[str, int] = {}
-
-    def interrupt_when_started() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for f in work.glob(".tmp-art_sleep-*/started") if work.exists() else ():
-                if f.read_text():
-                    seen["pid"] = int(f.read_text())
-                    os.kill(os.getpid(), signal.SIGINT)
-                    return
-            time.sleep(0.02)
-
-    t = threading.Thread(target=interrupt_when_started, daemon=True)
-    t.start()
-    con = console()
-    with pytest.raises(KeyboardInterrupt):
-        run(make_recipe(tmp_path, ["iso_sleep"]), make_registry(IsoSleep), console=con)
-    t.join()
-    assert "✗ iso_sleep  interrupted" in con.file.getvalue()
-    assert not psutil.pid_exists(seen["pid"]) or \
-        psutil.Process(seen["pid"]).status() == psutil.STATUS_ZOMBIE
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_SCRIPT.format(here=_HERE, root=str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = None
+    deadline = time.monotonic() + 60
+    while pid is None and time.monotonic() < deadline and proc.poll() is None:
+        for f in work.glob(".tmp-art_sleep-*/started") if work.exists() else ():
+            if f.read_text():
+                pid = int(f.read_text())
+        time.sleep(0.02)
+    assert pid is not None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "✗ iso_sleep  interrupted" in out
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert leftovers(work) == [] and not (work / "art_sleep").exists()
