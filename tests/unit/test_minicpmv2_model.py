@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,14 +168,15 @@ def test_vision_tower_drops_last_block_and_attention_pool(tiny):
     assert out.shape[1] == 6
 
 
+def _copy_with_index(src: Path, dst: Path) -> tuple[Path, dict]:
+    shutil.copytree(src, dst)
+    return dst, json.loads((dst / "model.safetensors.index.json").read_text())
+
+
 def test_wrong_tensor_shape_is_one_clear_error(tiny, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in tiny.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
-    index = json.loads((bad / "model.safetensors.index.json").read_text())
+    bad, index = _copy_with_index(tiny, tmp_path / "bad")
     shard = bad / index["weight_map"]["llm.model.norm.weight"]
     sd = load_file(shard)
     sd["llm.model.norm.weight"] = torch.ones(7)
@@ -184,11 +186,7 @@ def test_wrong_tensor_shape_is_one_clear_error(tiny, tmp_path):
 
 
 def test_missing_tensor_is_one_clear_error(tiny, tmp_path):
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in tiny.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
-    index = json.loads((bad / "model.safetensors.index.json").read_text())
+    bad, index = _copy_with_index(tiny, tmp_path / "bad")
     del index["weight_map"]["llm.lm_head.weight"]
     (bad / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=r"lacks tensor llm\.lm_head\.weight"):
