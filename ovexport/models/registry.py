@@ -22,6 +22,8 @@ class ModelFamily:
     bundle_files: tuple[str, ...]               # checkpoint files copied into a bundle
     runtime: Callable[[Path], Any]              # bundle dir -> model runtime adapter (prompting, embeddings)
     reference: Callable[..., Any]               # (ckpt) -> PyTorch reference (validators, tests)
+    synth_sources: tuple[str, ...] = ()         # files (relative to the ovexport package) a synthetic
+                                                # checkpoint depends on: its fingerprint hashes them
 
 
 _FAMILIES: dict[str, ModelFamily] = {}

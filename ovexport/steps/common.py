@@ -20,11 +20,14 @@ def versions(*packages: str) -> dict[str, str]:
     return out
 
 
-def code_digest(*subpackages: str) -> str:
-    """sha256 of the Python sources of ovexport sub-packages: changing the export code re-runs exports."""
+def code_digest(*parts: str) -> str:
+    """sha256 of Python sources of ovexport (sub-packages or single files, relative to the package):
+    changing the code a step runs re-runs the step."""
     h = hashlib.sha256()
-    for sub in subpackages:
-        for f in sorted((_PKG_ROOT / sub).rglob("*.py")):
+    for part in parts:
+        target = _PKG_ROOT / part
+        files = [target] if target.is_file() else sorted(target.rglob("*.py"))
+        for f in files:
             h.update(str(f.relative_to(_PKG_ROOT)).encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]

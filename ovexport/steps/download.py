@@ -64,8 +64,9 @@ class Download(Step):
         return {"source": recipe.source_spec.uri}
 
     def tool_versions(self) -> dict[str, str]:
-        # a synthetic checkpoint depends on the code that writes it
-        return {"synth": code_digest("models", "synthetic"), **versions("huggingface_hub")}
+        # a synthetic checkpoint depends on the code that writes it (and on nothing else of ours)
+        return {"synth": code_digest(*get_family(DEFAULT_SYNTHETIC_FAMILY).synth_sources),
+                **versions("huggingface_hub", "torch")}
 
     def run(self, ctx: StepContext) -> dict:
         src = ctx.recipe.source_spec
