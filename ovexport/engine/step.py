@@ -82,6 +82,9 @@ class Step:
     optional: ClassVar[tuple[str, ...]] = ()
     produces: ClassVar[str]
     isolate: ClassVar[bool] = True
+    # modules an isolated step imports anyway (e.g. "torch", "openvino"): imported once in the fork
+    # server that isolated steps are forked from, instead of once per step
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def params(self, recipe: Any) -> dict:
         """JSON-serialisable resolved parameters that affect the output (fingerprinted).

@@ -11,15 +11,25 @@ import gc
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from .spec import PartSpec
 
-WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+# recipe weight_dtype -> torch dtype name (torch is imported only where a part is converted)
+WEIGHT_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def torch_dtype(weight_dtype: str) -> "torch.dtype":
+    import torch
+
+    return getattr(torch, WEIGHT_DTYPES[weight_dtype])
 
 
 @contextlib.contextmanager
-def sixteen_bit_tracing(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+def sixteen_bit_tracing(module: "torch.nn.Module") -> Iterator["torch.nn.Module"]:
     """Scope OpenVINO's 16-bit tracing patch to one conversion, and undo the torch-function patches after."""
     from openvino.frontend.pytorch import patch_model
 
@@ -44,21 +54,35 @@ def _name_ports(ov_model, spec: PartSpec) -> None:
         port.get_tensor().set_names({name})
 
 
+def _trace_and_convert(module: "torch.nn.Module", example_input):
+    """``ov.convert_model`` through a TorchScript decoder that skips torch.jit's trace check.
+
+    The check re-runs the model twice to compare traces: 20 of the 33 s of converting the full-size
+    image encoder. The parity validators compare the IR with PyTorch anyway, on more inputs.
+    """
+    import openvino as ov
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
+    decoder = TorchScriptPythonDecoder(module, example_input=example_input, trace_kwargs={"check_trace": False})
+    return ov.convert_model(decoder, example_input=example_input)
+
+
 def convert_part(spec: PartSpec, weight_dtype: str):
     """Load the part, trace it and return the ``ov.Model`` (PyTorch weights released before returning)."""
     import openvino as ov
+    import torch
 
     module = spec.load()
-    dtype = WEIGHT_DTYPES[weight_dtype]
+    dtype = torch_dtype(weight_dtype)
     for p in module.parameters():
         if p.dtype.is_floating_point and p.dtype != dtype:
             p.data = p.data.to(dtype)
     with torch.no_grad():
         if dtype == torch.float32:
-            ov_model = ov.convert_model(module, example_input=spec.example_input)
+            ov_model = _trace_and_convert(module, spec.example_input)
         else:
             with sixteen_bit_tracing(module):
-                ov_model = ov.convert_model(module, example_input=spec.example_input)
+                ov_model = _trace_and_convert(module, spec.example_input)
     _name_ports(ov_model, spec)
     del module
     gc.collect()

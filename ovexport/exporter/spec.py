@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class StatefulSpec:
 class PartSpec:
     name: str                               # e.g. "language_model"
     filename: str                           # IR file name in the bundle
-    load: Callable[[], nn.Module]           # builds the module to trace (weights loaded)
+    load: Callable[[], "nn.Module"]           # builds the module to trace (weights loaded)
     example_input: dict[str, Any]
     input_names: list[str]                  # names of the flattened inputs, in order
     output_names: list[str]                 # names of the flattened outputs, in order

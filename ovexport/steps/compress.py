@@ -55,6 +55,7 @@ class Compress(Step):
     consumes = ("text_embeddings_ir", "llm_stateful_ir", "image_encoder_ir")
     optional = ("checkpoint",)
     produces = "compressed_ir"
+    preload = ("torch", "openvino")
 
     def params(self, recipe) -> dict:
         p = {"compression": recipe.compression.model_dump(mode="json")}

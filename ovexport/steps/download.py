@@ -59,6 +59,7 @@ def hub_snapshot(repo_id: str, revision: str, cache_dir: str | None = None) -> P
 class Download(Step):
     name = "download"
     produces = "checkpoint"
+    preload = ("torch", "openvino")
 
     def params(self, recipe) -> dict:
         return {"source": recipe.source_spec.uri}

@@ -14,6 +14,7 @@ class MakeStateful(Step):
     name = "make_stateful"
     consumes = ("checkpoint", "llm_ir")
     produces = "llm_stateful_ir"
+    preload = ("torch", "openvino")
 
     def params(self, recipe) -> dict:
         return {}

@@ -19,6 +19,7 @@ class Validate(Step):
     name = "validate"
     consumes = ("checkpoint", "compressed_ir")
     produces = "validation"
+    preload = ("torch", "openvino")
 
     def params(self, recipe) -> dict:
         return recipe.validation.model_dump(mode="json")

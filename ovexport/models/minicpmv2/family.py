@@ -16,14 +16,14 @@ def _matches(config: dict) -> bool:
 
 
 def _part_specs(ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 448) -> dict:
-    from ovexport.exporter.convert import WEIGHT_DTYPES
+    from ovexport.exporter.convert import torch_dtype
 
     from . import export
     from .config import MiniCPMV2Config
 
     config = MiniCPMV2Config.from_dir(ckpt)
     # the checkpoint is read in the export dtype directly: no fp32 copy of a bf16 checkpoint
-    dtype = WEIGHT_DTYPES[weight_dtype]
+    dtype = torch_dtype(weight_dtype)
     return {
         "text_embeddings": export.text_embeddings_spec(ckpt, config, dtype),
         "language_model": export.language_model_spec(ckpt, config, dtype),

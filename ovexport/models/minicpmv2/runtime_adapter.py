@@ -25,5 +25,11 @@ class MiniCPMV2Adapter:
     def eos_ids(self) -> set[int]:
         return {self.tokenizer.eos_id}
 
+    @staticmethod
+    def load_image(path):
+        """An image file as RGB PIL image; unreadable files raise ``InputError`` (one line)."""
+        from .slicing import load_image
+        return load_image(path)
+
     def prepare(self, msgs, image=None) -> PreparedInput:
         return encode_chat(self.tokenizer, msgs, image, config=self.config)

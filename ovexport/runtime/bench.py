@@ -1,0 +1,104 @@
+"""``ovexport bench``: vision-encode time, time to first token, decode speed and peak memory of a bundle.
+
+Two synthetic images (made here, deterministic): 448x448 (one image, no slicing) and 1344x896 (a 3x2 grid:
+source + 6 slices). Each run is a fresh one-question conversation, so the image is encoded every run;
+greedy decoding of exactly ``max_new_tokens`` tokens (EOS masked until then) so runs are comparable.
+Warm-up runs are not counted; figures are medians over the counted runs.
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .generation import GenerationConfig
+from .pipeline import Conversation, Pipeline
+
+CASES = {"448x448": (448, 448), "1344x896": (1344, 896)}
+QUESTION = "Describe this image in detail."
+
+
+def synthetic_image(width: int, height: int, seed: int = 0):
+    """A smooth colour gradient with shapes and a little noise: deterministic, compresses like a photo."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rgb = np.stack([255 * x / width, 255 * y / height, 255 * (1 - x / width) * (y / height)], axis=-1)
+    rgb += rng.normal(0, 8, rgb.shape)
+    img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    for _ in range(12):
+        x0, y0 = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+        x1, y1 = x0 + int(rng.integers(20, width // 3)), y0 + int(rng.integers(20, height // 3))
+        color = tuple(int(c) for c in rng.integers(0, 255, 3))
+        (d.ellipse if rng.random() < 0.5 else d.rectangle)((x0, y0, x1, y1), fill=color)
+    return img
+
+
+def peak_rss_mb() -> float:
+    """High-water mark of this process's resident memory (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs)) if xs else 0.0
+
+
+def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: int = 64,
+              progress: Callable[[str], None] | None = None) -> dict:
+    config = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
+    out: dict = {
+        "bundle": str(pipe.bundle), "device": pipe.models.device,
+        "ov_config": {k: str(v) for k, v in pipe.models.config.items()},
+        "load_s": round(pipe.load_s, 4), "runs": runs, "warmup": warmup, "max_new_tokens": max_new_tokens,
+        "rss_after_load_mb": round(peak_rss_mb(), 1), "cases": {},
+    }
+    for name, (w, h) in CASES.items():
+        img = synthetic_image(w, h)
+        samples: dict[str, list[float]] = {"vision_ms": [], "prefill_ms": [], "ttft_ms": [], "decode_tokens_per_s": []}
+        info: dict = {}
+        for i in range(warmup + runs):
+            calls = pipe.models.calls["image"]
+            t0 = time.perf_counter()
+            r = pipe.chat(QUESTION, config=config, conversation=Conversation(image=img))
+            wall = time.perf_counter() - t0
+            if progress:
+                progress(f"{name} {'warm-up' if i < warmup else 'run'} {i + 1}/{warmup + runs}: {wall:.2f} s")
+            if i < warmup:
+                continue
+            t = r.timings
+            samples["vision_ms"].append(1e3 * t.get("vision_s", 0.0))
+            samples["prefill_ms"].append(1e3 * t["prefill_s"])
+            samples["ttft_ms"].append(1e3 * t["ttft_s"])
+            samples["decode_tokens_per_s"].append(t.get("decode_tokens_per_s", 0.0))
+            info = {"encoder_calls": pipe.models.calls["image"] - calls,
+                    "prompt_tokens": int(t["prompt_tokens"]), "new_tokens": int(t["new_tokens"])}
+        case = {k: round(_median(v), 3) for k, v in samples.items()}
+        case.update(info)
+        case["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        case["samples"] = {k: [round(x, 3) for x in v] for k, v in samples.items()}
+        out["cases"][name] = case
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return out
+
+
+def table(result: dict):
+    from rich.table import Table
+
+    t = Table(title=f"ovexport bench: {result['bundle']} on {result['device']} "
+                    f"({result['runs']} runs after {result['warmup']} warm-up, {result['max_new_tokens']} new tokens, "
+                    f"medians)")
+    for col in ("image", "encoder calls", "prompt tokens", "vision encode ms", "prefill ms", "TTFT ms",
+                "decode tok/s", "peak RSS MB"):
+        t.add_column(col, justify="right" if col != "image" else "left", no_wrap=col == "image")
+    for name, c in result["cases"].items():
+        t.add_row(name, str(c["encoder_calls"]), str(c["prompt_tokens"]), f"{c['vision_ms']:.1f}",
+                  f"{c['prefill_ms']:.1f}", f"{c['ttft_ms']:.1f}", f"{c['decode_tokens_per_s']:.1f}",
+                  f"{c['peak_rss_mb']:.0f}")
+    t.caption = (f"load {result['load_s']:.2f} s, RSS after load {result['rss_after_load_mb']:.0f} MB; "
+                 f"ov_config {result['ov_config']}")
+    return t

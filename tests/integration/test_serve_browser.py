@@ -1,0 +1,108 @@
+"""Issue 4: ``ovexport serve`` in a real browser: upload an image, ask, see the streamed answer in the chatbot.
+
+Needs Debian's Chromium and the Python playwright package (no `playwright install`: the system browser is used):
+
+    apt-get update && apt-get install -y chromium
+    pip install playwright        # or: pip install -e '.[dev]'
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from runtime_fixtures import F32_FLAGS, ovexport_cmd, rt_bundle, rt_images, subprocess_env  # noqa: F401
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _requirements():
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's Chromium at /usr/bin/chromium: apt-get update && apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        pytest.skip("needs the playwright Python package: pip install playwright (no `playwright install`)")
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        pytest.skip("needs gradio: pip install 'ovexport[serve]'")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"ovexport serve exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture()
+def server(rt_bundle):
+    _requirements()
+    port = free_port()
+    proc = subprocess.Popen(ovexport_cmd("serve", str(rt_bundle), "--port", str(port), *F32_FLAGS),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_http(url, proc)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_upload_ask_and_see_the_streamed_answer(server, rt_images):
+    from playwright.sync_api import sync_playwright
+
+    url, proc = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.locator("#image input[type=file]").set_input_files(str(rt_images["448x448"]))
+            page.wait_for_selector("#image img", timeout=60_000)  # uploaded and shown: the conversation is reset
+            page.get_by_label("Greedy").check()
+            page.locator("#question textarea").fill("What is in the image?")
+            page.locator("#send").click()
+            bot = page.locator("#chatbot [data-testid=bot]").last
+            bot.wait_for(timeout=60_000)
+            page.wait_for_function(
+                "() => { const m = document.querySelectorAll('#chatbot [data-testid=bot]');"
+                " return m.length && m[m.length - 1].innerText.trim().length > 5; }", timeout=120_000)
+            user = page.locator("#chatbot [data-testid=user]").last.inner_text()
+            assert "What is in the image?" in user
+            answer = bot.inner_text().strip()
+            assert answer and answer != "(empty answer)"
+            assert page.locator("#question textarea").input_value() == ""  # the box is cleared for the next question
+        finally:
+            browser.close()
+    assert proc.poll() is None, "the server died during the test"
