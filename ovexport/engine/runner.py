@@ -488,8 +488,13 @@ def _check_importable(cls: type) -> None:
 
 
 def _child_main(conn: Any, module: str, qualname: str, recipe: Any, inputs: dict[str, Path],
-                out: Path, work: Path, console_opts: dict, step_name: str) -> None:
-    """Entry point of an isolated step's subprocess. Sends exactly one message on ``conn``."""
+                out: Path, work: Path, console_opts: dict, step_name: str, environ: dict[str, str]) -> None:
+    """Entry point of an isolated step's subprocess. Sends exactly one message on ``conn``.
+
+    The environment is the runner's as of now (a fork server keeps the one it started with).
+    """
+    os.environ.clear()
+    os.environ.update(environ)
     try:
         try:
             obj: Any = importlib.import_module(module)
@@ -576,7 +581,7 @@ def _run_isolated(step: Step, recipe: Any, inputs: dict[str, Path], out: Path, w
     recv_conn, send_conn = mp.Pipe(duplex=False)
     proc = mp.Process(target=_child_main, name=f"ovexport-{step.name}",
                       args=(send_conn, cls.__module__, cls.__qualname__, recipe, dict(inputs),
-                            out, work, _console_options(console), step.name))
+                            out, work, _console_options(console), step.name, dict(os.environ)))
     msg = None
     try:
         proc.start()

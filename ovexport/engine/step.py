@@ -83,7 +83,9 @@ class Step:
     produces: ClassVar[str]
     isolate: ClassVar[bool] = True
     # modules an isolated step imports anyway (e.g. "torch", "openvino"): imported once in the fork
-    # server that isolated steps are forked from, instead of once per step
+    # server that isolated steps are forked from, instead of once per step. They must not read the
+    # environment at import time (the server keeps the environment it started with; steps get the
+    # runner's current one).
     preload: ClassVar[tuple[str, ...]] = ()
 
     def params(self, recipe: Any) -> dict:

@@ -44,6 +44,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def memory_read_bandwidth(n_bytes: int = 1 << 30, repeats: int = 5) -> float:
+    """Bytes/s this machine reads from RAM, measured now: every core sums its share of a buffer much
+    larger than the caches (numpy releases the GIL in reductions); best of ``repeats``."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    buf = np.ones(n_bytes // 4, dtype=np.float32)
+    workers = os.cpu_count() or 1
+    chunks = np.array_split(buf, workers)
+    best = float("inf")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(pool.map(np.sum, chunks))
+            best = min(best, time.perf_counter() - t0)
+    return buf.nbytes / best
+
+
+def decode_bound(pipe: Pipeline, bandwidth: float) -> dict:
+    """Decode speed limit set by memory bandwidth: every generated token reads all LLM weights once.
+
+    Bytes per token = the LLM IR's .bin (int4/int8 weights + scales + zero points; the KV cache and
+    activations are left out, so the bound is slightly optimistic for long contexts).
+    """
+    from ovexport.bundle.layout import LANGUAGE_MODEL
+
+    weights = (pipe.bundle / LANGUAGE_MODEL).with_suffix(".bin").stat().st_size
+    return {"llm_weight_bytes": weights, "read_bandwidth_gb_s": round(bandwidth / 1e9, 2),
+            "decode_limit_tokens_per_s": round(bandwidth / weights, 2)}
+
+
 def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else 0.0
 
@@ -83,6 +114,11 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
         case["samples"] = {k: [round(x, 3) for x in v] for k, v in samples.items()}
         out["cases"][name] = case
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    bound = decode_bound(pipe, memory_read_bandwidth())
+    for case in out["cases"].values():
+        case["decode_pct_of_bandwidth_limit"] = round(
+            100 * case["decode_tokens_per_s"] / bound["decode_limit_tokens_per_s"], 1)
+    out["bandwidth"] = bound
     return out
 
 
@@ -93,12 +129,15 @@ def table(result: dict):
                     f"({result['runs']} runs after {result['warmup']} warm-up, {result['max_new_tokens']} new tokens, "
                     f"medians)")
     for col in ("image", "encoder calls", "prompt tokens", "vision encode ms", "prefill ms", "TTFT ms",
-                "decode tok/s", "peak RSS MB"):
+                "decode tok/s", "% of bandwidth limit", "peak RSS MB"):
         t.add_column(col, justify="right" if col != "image" else "left", no_wrap=col == "image")
     for name, c in result["cases"].items():
         t.add_row(name, str(c["encoder_calls"]), str(c["prompt_tokens"]), f"{c['vision_ms']:.1f}",
                   f"{c['prefill_ms']:.1f}", f"{c['ttft_ms']:.1f}", f"{c['decode_tokens_per_s']:.1f}",
-                  f"{c['peak_rss_mb']:.0f}")
+                  f"{c['decode_pct_of_bandwidth_limit']:.0f}%", f"{c['peak_rss_mb']:.0f}")
+    b = result["bandwidth"]
     t.caption = (f"load {result['load_s']:.2f} s, RSS after load {result['rss_after_load_mb']:.0f} MB; "
-                 f"ov_config {result['ov_config']}")
+                 f"ov_config {result['ov_config']}; memory read bandwidth {b['read_bandwidth_gb_s']} GB/s measured "
+                 f"now / LLM weights {b['llm_weight_bytes'] / 1e9:.2f} GB per token = decode limit "
+                 f"{b['decode_limit_tokens_per_s']} tok/s")
     return t

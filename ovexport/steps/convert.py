@@ -10,7 +10,7 @@ from .common import code_digest, versions
 
 class ConvertPart(Step):
     part: str = ""
-    preload = ("torch", "openvino", "timm")
+    preload = ("torch", "openvino")
     consumes = ("checkpoint",)
 
     def params(self, recipe) -> dict:

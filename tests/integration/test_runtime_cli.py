@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -117,6 +118,12 @@ def test_bench_json(rt_bundle, tmp_path):
         assert c["new_tokens"] == 4
     assert out["cases"]["448x448"]["encoder_calls"] == 1 and out["cases"]["1344x896"]["encoder_calls"] == 2
     assert out["load_s"] > 0 and out["peak_rss_mb"] > 0 and out["runs"] == 1
+    bw = out["bandwidth"]
+    assert bw["read_bandwidth_gb_s"] > 0.5 and bw["llm_weight_bytes"] == (
+        Path(rt_bundle) / "openvino_language_model.bin").stat().st_size
+    assert bw["decode_limit_tokens_per_s"] == pytest.approx(bw["read_bandwidth_gb_s"] * 1e9 / bw["llm_weight_bytes"],
+                                                            rel=0.01)
+    assert all(c["decode_pct_of_bandwidth_limit"] > 0 for c in out["cases"].values())
     assert out["ov_config"]["CACHE_DIR"] == str(tmp_path / "cache") and any((tmp_path / "cache").iterdir())
 
 

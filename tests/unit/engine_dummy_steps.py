@@ -174,6 +174,18 @@ class IsoAlloc(Step):
         return {"pid": os.getpid(), "parent_pid": os.getppid()}
 
 
+class IsoNoop(Step):
+    """Allocates nothing: the baseline peak RSS of an isolated step in this session."""
+    name = "iso_noop"
+    produces = "art_noop"
+
+    def params(self, recipe: Any) -> dict:
+        return {}
+
+    def run(self, ctx: StepContext) -> None:
+        return None
+
+
 class IsoSleep(Step):
     """Writes its pid to out/started, then sleeps (to be interrupted)."""
     name = "iso_sleep"
