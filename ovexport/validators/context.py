@@ -20,6 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.text import Text
 
+from ovexport.util.memory import release_memory
 from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
 from ovexport.errors import BundleError
 from ovexport.models.registry import family_for
@@ -84,7 +85,7 @@ class ValidationContext:
             yield model
         finally:
             del model
-            gc.collect()
+            release_memory()
 
     # ------------------------------------------------------------------ PyTorch reference
     @property
@@ -104,7 +105,7 @@ class ValidationContext:
         finally:
             for p in parts:
                 ref.release(p)
-            gc.collect()
+            release_memory()
 
     @property
     def adapter(self):

@@ -96,8 +96,8 @@ def run(ctx: ValidationContext) -> CheckResult:
             }
     finally:
         del models
-        import gc
-        gc.collect()
+        from ovexport.util.memory import release_memory
+        release_memory()
 
     agreement = min(c["token_agreement"] for c in cases.values())
     divergent = [c["first_divergence"] for c in cases.values() if c["first_divergence"] >= 0]
