@@ -228,3 +228,16 @@ def test_fp32_compute_on_bf16_weights_equals_the_fp32_model_of_the_same_weights(
     with torch.no_grad():
         torch.testing.assert_close(enc_lean(px, torch.tensor([4, 5])), enc_full(px, torch.tensor([4, 5])),
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_upcast_linear_in_row_chunks_equals_one_matmul(monkeypatch):
+    """Big layers (the full-size lm_head) are upcast a few rows at a time: same numbers, bounded memory."""
+    from ovexport.models.minicpmv2 import fp32_compute as f
+
+    layer = torch.nn.Linear(64, 500).to(torch.bfloat16)
+    f.fp32_compute(layer)
+    x = torch.randn(3, 7, 64)
+    whole = torch.nn.functional.linear(x, layer.weight.float(), layer.bias.float())
+    monkeypatch.setattr(f, "CHUNK_ELEMENTS", 64 * 37)           # 37 rows a chunk: 14 chunks, last one short
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), whole, atol=1e-5, rtol=1e-5)

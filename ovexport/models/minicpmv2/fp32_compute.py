@@ -12,10 +12,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# rows of a weight upcast at once: at most 64 MB of fp32 temporaries, whatever the layer
+# (the full-size lm_head alone would be a 1.1 GB fp32 copy)
+CHUNK_ELEMENTS = 16 * 1024 * 1024
+
+
 class UpcastLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
         bias = None if self.bias is None else self.bias.float()
-        return F.linear(x.float(), self.weight.float(), bias)
+        rows = max(1, CHUNK_ELEMENTS // self.in_features)
+        if self.out_features <= rows:
+            return F.linear(x, self.weight.float(), bias)
+        out = x.new_empty(*x.shape[:-1], self.out_features)
+        for start in range(0, self.out_features, rows):
+            end = min(start + rows, self.out_features)
+            out[..., start:end] = F.linear(x, self.weight[start:end].float(),
+                                           None if bias is None else bias[start:end])
+        return out
 
 
 class UpcastEmbedding(nn.Embedding):
