@@ -1,7 +1,8 @@
-"""Weight compression of one IR with ``nncf.compress_weights``.
+"""Compression of one IR with NNCF: weight compression (``nncf.compress_weights``) or, for ``int8_static``,
+post-training quantization of weights and activations (``nncf.quantize``).
 
-The recipe layer (``PartCompression.nncf_kwargs``) decides which keywords apply; this module only
-turns their plain values into NNCF's enums and calls NNCF.
+The recipe layer (``PartCompression.nncf_kwargs`` / ``quantize_kwargs``) decides which keywords apply; this
+module only turns their plain values into NNCF's enums and calls NNCF.
 """
 from __future__ import annotations
 
@@ -64,9 +65,34 @@ def nncf_table(messages: list[str]) -> str | None:
     return tables[-1] if tables else None
 
 
+def to_nncf_quantize(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Plain recipe values -> ``nncf.quantize`` keywords (preset, model type, SmoothQuant alpha, IgnoredScope)."""
+    import nncf
+
+    out = dict(kwargs)
+    out["preset"] = nncf.QuantizationPreset(out["preset"])
+    if "model_type" in out:
+        out["model_type"] = nncf.ModelType(out["model_type"])
+    if "smooth_quant_alpha" in out:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+        alpha = out.pop("smooth_quant_alpha")
+        out["advanced_parameters"] = AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=alpha))
+    if "ignored_scope" in out:
+        out["ignored_scope"] = nncf.IgnoredScope(**out["ignored_scope"], validate=False)
+    return out
+
+
+def _subset_size(dataset, subset_size: int | None) -> int:
+    length = dataset.get_length() if hasattr(dataset, "get_length") else None
+    size = subset_size if subset_size is not None else 128
+    return max(1, min(size, length) if length else size)
+
+
 def compress_model(ov_model, policy: Any, dataset=None, subset_size: int | None = None,
                    log_messages: list[str] | None = None):
-    """Compress in place (NNCF returns the same model object) and return it.
+    """Compress (or, for int8_static, quantize) ``ov_model`` and return the result.
 
     ``policy`` is a recipe ``PartCompression`` or a dict of its fields. ``dataset`` (an ``nncf.Dataset``) is
     needed by data-aware policies; ``subset_size`` is NNCF's number of dataset items for statistics (default:
@@ -78,12 +104,19 @@ def compress_model(ov_model, policy: Any, dataset=None, subset_size: int | None 
     if isinstance(policy, dict):
         from ovexport.recipe.schema import PartCompression
         policy = PartCompression.model_validate(policy)
+    if policy.is_static:
+        if dataset is None:
+            raise ValueError("int8_static (nncf.quantize) needs a calibration dataset")
+        kwargs = to_nncf_quantize(policy.quantize_kwargs())
+        with capture_nncf_log() as messages:
+            out = nncf.quantize(ov_model, dataset, subset_size=_subset_size(dataset, subset_size), **kwargs)
+        if log_messages is not None:
+            log_messages.extend(messages)
+        return out
     kwargs = to_nncf(policy.nncf_kwargs())
     if dataset is not None:
         kwargs["dataset"] = dataset
-        length = dataset.get_length() if hasattr(dataset, "get_length") else None
-        size = subset_size if subset_size is not None else 128
-        kwargs["subset_size"] = max(1, min(size, length) if length else size)
+        kwargs["subset_size"] = _subset_size(dataset, subset_size)
     with capture_nncf_log() as messages:
         out = nncf.compress_weights(ov_model, **kwargs)
     if log_messages is not None:

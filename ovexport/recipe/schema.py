@@ -57,7 +57,12 @@ StepName = Literal[
 PART_NAMES: tuple[str, ...] = ("llm", "image_encoder", "text_embeddings")
 
 WeightDtype = Literal["fp32", "fp16", "bf16"]
-CompressionMode = Literal["int4_sym", "int4_asym", "int8_sym", "int8_asym"]
+# int4_* / int8_*: weight compression (``nncf.compress_weights``: weights stored in 4/8 bits, computed in floating
+# point). int8_static: post-training quantization (``nncf.quantize``): weights AND activations in int8, so the
+# matrix products run as int8 dot products (VNNI/AMX); it needs calibration data.
+CompressionMode = Literal["int4_sym", "int4_asym", "int8_sym", "int8_asym", "int8_static"]
+QuantizationPreset = Literal["performance", "mixed"]
+QuantizationModelType = Literal["transformer", "generic"]
 BackupMode = Literal["int8_asym", "int8_sym", "none"]
 SensitivityMetric = Literal[
     "weight_quantization_error",
@@ -71,6 +76,10 @@ KVCachePrecision = Literal["f32", "f16", "bf16", "u8"]
 
 INT4_MODES: tuple[str, ...] = ("int4_sym", "int4_asym")
 INT8_MODES: tuple[str, ...] = ("int8_sym", "int8_asym")
+STATIC_MODES: tuple[str, ...] = ("int8_static",)
+# PartCompression options that only int8_static (nncf.quantize) takes, with their defaults
+STATIC_OPTIONS: dict[str, Any] = {"preset": "performance", "model_type": "transformer", "fast_bias_correction": True,
+                                  "smooth_quant_alpha": None}
 DEFAULT_INT4_GROUP_SIZE = 64
 DEFAULT_BACKUP_MODE = "int8_asym"
 # Sensitivity metrics that need activations, i.e. a calibration data set.
@@ -183,6 +192,17 @@ class PartCompression(_Model):
     scale_estimation: bool = False
     gptq: bool = False
     lora_correction: bool = False
+    # int8_static only (nncf.quantize)
+    preset: Optional[QuantizationPreset] = Field(
+        None, description="int8_static: 'performance' (symmetric activations, default) or 'mixed' (asymmetric)")
+    model_type: Optional[QuantizationModelType] = Field(
+        None, description="int8_static: 'transformer' (default: NNCF's transformer scheme, SmoothQuant, attention "
+                          "MatMuls) or 'generic'")
+    fast_bias_correction: Optional[bool] = Field(None, description="int8_static: NNCF's fast bias correction "
+                                                                 "(default true); false = the slower full one")
+    smooth_quant_alpha: Optional[float] = Field(
+        None, ge=-1.0, le=1.0, description="int8_static: SmoothQuant alpha for MatMuls; -1 disables it; default "
+                                           "NNCF's for transformers")
 
     @field_validator("group_size")
     @classmethod
@@ -194,7 +214,12 @@ class PartCompression(_Model):
     @model_validator(mode="after")
     def _mode_rules(self) -> "PartCompression":
         problems: list[tuple[tuple[str, ...], str, Any]] = []
-        if self.mode in INT8_MODES:
+        if self.mode not in STATIC_MODES:
+            for opt in STATIC_OPTIONS:
+                if getattr(self, opt) is not None:
+                    problems.append(((opt,), f"{opt} only applies to int8_static (nncf.quantize), not {self.mode}; "
+                                     f"remove {opt}", getattr(self, opt)))
+        if self.mode in INT8_MODES or self.mode in STATIC_MODES:
             if self.group_size not in (None, -1):
                 problems.append((("group_size",), f"{self.mode} is per-channel: group_size only applies to int4 "
                                  "modes; remove group_size (or set -1)", self.group_size))
@@ -226,14 +251,25 @@ class PartCompression(_Model):
                 self.backup_mode = DEFAULT_BACKUP_MODE
         else:
             self.group_size = -1
+        if self.mode in STATIC_MODES:
+            for opt, default in STATIC_OPTIONS.items():
+                if getattr(self, opt) is None and default is not None:
+                    setattr(self, opt, default)
         return self
 
     @property
     def is_int4(self) -> bool:
         return self.mode in INT4_MODES
 
+    @property
+    def is_static(self) -> bool:
+        """Post-training quantization (nncf.quantize) rather than weight compression."""
+        return self.mode in STATIC_MODES
+
     def data_aware_options(self) -> list[str]:
         """Names of the set options that need calibration data."""
+        if self.is_static:
+            return ["mode"]
         used = [opt for opt in DATA_AWARE_OPTIONS if getattr(self, opt)]
         if self.sensitivity_metric in DATA_AWARE_METRICS:
             used.append("sensitivity_metric")
@@ -254,6 +290,8 @@ class PartCompression(_Model):
         kw: dict[str, Any] = {"mode": self.mode}
         if not self.ignored_scope.empty:
             kw["ignored_scope"] = self.ignored_scope.model_dump()
+        if self.is_static:
+            raise ValueError("int8_static is nncf.quantize, not nncf.compress_weights: use quantize_kwargs()")
         if self.mode in INT8_MODES:
             return kw
         kw.update(group_size=self.group_size, ratio=self.ratio, all_layers=self.all_layers,
@@ -263,6 +301,22 @@ class PartCompression(_Model):
         for opt in DATA_AWARE_OPTIONS:
             if getattr(self, opt):
                 kw[opt] = True
+        return kw
+
+    def quantize_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``nncf.quantize`` (int8_static) as plain values; the caller converts ``preset`` ->
+        ``nncf.QuantizationPreset``, ``model_type`` -> ``nncf.ModelType``, ``ignored_scope`` -> ``nncf.IgnoredScope`` and
+        ``smooth_quant_alpha`` -> ``AdvancedQuantizationParameters(smooth_quant_alphas=...)``, and adds ``dataset``
+        and ``subset_size``."""
+        if not self.is_static:
+            raise ValueError(f"{self.mode} is nncf.compress_weights, not nncf.quantize: use nncf_kwargs()")
+        kw: dict[str, Any] = {"preset": self.preset, "fast_bias_correction": self.fast_bias_correction}
+        if self.model_type == "transformer":
+            kw["model_type"] = "transformer"
+        if self.smooth_quant_alpha is not None:
+            kw["smooth_quant_alpha"] = self.smooth_quant_alpha
+        if not self.ignored_scope.empty:
+            kw["ignored_scope"] = self.ignored_scope.model_dump()
         return kw
 
 
@@ -434,7 +488,8 @@ class Recipe(_Model):
             for part, spec in self.compression.parts().items():
                 for opt in spec.data_aware_options():
                     value = getattr(spec, opt)
-                    what = f"sensitivity_metric {value}" if opt == "sensitivity_metric" else opt
+                    what = (f"sensitivity_metric {value}" if opt == "sensitivity_metric"
+                            else f"mode {value}" if opt == "mode" else opt)
                     problems.append((("compression", part, opt),
                                      f"{what} is data-aware and needs a top-level calibration block "
                                      "(e.g. calibration: {source: builtin})", value))

@@ -373,3 +373,46 @@ def test_compress_step_writes_distribution_and_report_prints_it(tiny_inputs, tmp
                                                       ["int4", "39% (7 / 15)", "55% (7 / 14)"]]
     assert report.main([str(out), "--markdown"]) == 0
     assert "| int4 | 39% (7 / 15) | 55% (7 / 14) |" in capsys.readouterr().out
+
+
+def _runtime_precisions(compiled, layer_type: str) -> list[str]:
+    """``runtimePrecision`` of every ``layer_type`` node the CPU plugin will execute."""
+    out = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == layer_type:
+            out.append(info["runtimePrecision"].astype(str))
+    return out
+
+
+# int8_static on the tiny image encoder: NNCF quantizes 14 of the 15 weight layers (all but the resampler's query
+# in-projection, whose input is the learned query: no activation to quantize), inserts 19 FakeQuantize nodes,
+# and the CPU plugin runs 13 FullyConnected layers in int8 (the 14th weight is the patch-embedding Convolution).
+GOLDEN_STATIC_LAYERS = (0, 14, 1)
+GOLDEN_STATIC_FQ = 19
+GOLDEN_STATIC_INT8_FC = 13
+
+
+def test_image_encoder_int8_static(tiny_inputs):
+    """nncf.quantize through the compress step's code path: every weight stored in int8, activations quantized
+    (FakeQuantize), the plugin runs the linears as int8 GEMMs, and the output stays close to the fp32 IR's."""
+    import openvino as ov
+
+    from ovexport.calibration import calibration_items
+
+    recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 2}", "compression.llm=null",
+                                             "compression.image_encoder={mode: int8_static}"])
+    model, report = compress_part(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
+    assert _layers(report["weights"]) == GOLDEN_STATIC_LAYERS
+    assert report["calibration"]["items"] == 4 and report["calibration"]["options"] == ["mode"]
+    assert report["policy"]["mode"] == "int8_static" and report["policy"]["preset"] == "performance"
+    assert sum(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops()) == GOLDEN_STATIC_FQ
+    core = ov.Core()
+    quantized = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert _runtime_precisions(quantized, "FullyConnected").count("i8") == GOLDEN_STATIC_INT8_FC
+    reference = core.compile_model(tiny_inputs["image_encoder_ir"] / IR_OF_PART["image_encoder"], "CPU",
+                                   {"INFERENCE_PRECISION_HINT": "f32"})
+    for item in calibration_items(recipe, "image_encoder", tiny_inputs)[:2]:
+        a, b = (np.asarray(c(item)[0], np.float64).ravel() for c in (reference, quantized))
+        assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
+        assert not np.allclose(a, b, atol=1e-6)   # it did change something

@@ -355,3 +355,50 @@ def test_pipeline_spec():
         PipelineSpec.model_validate({"recipes": []})
     with pytest.raises(ValidationError):
         PipelineSpec.model_validate({"recipes": ["a.yaml"], "publish": {"repo_id_prefix": "noslash"}})
+
+
+# ------------------------------------------------------------------------- int8_static (nncf.quantize)
+
+
+def test_int8_static_defaults_and_quantize_kwargs():
+    p = PartCompression(mode="int8_static")
+    assert p.is_static and not p.is_int4 and p.group_size == -1
+    assert (p.preset, p.model_type, p.fast_bias_correction, p.smooth_quant_alpha) == (
+        "performance", "transformer", True, None)
+    assert p.data_aware and p.data_aware_options() == ["mode"]
+    assert p.quantize_kwargs() == {"preset": "performance", "fast_bias_correction": True,
+                                   "model_type": "transformer"}
+    q = PartCompression(mode="int8_static", preset="mixed", model_type="generic", fast_bias_correction=False,
+                        smooth_quant_alpha=-1, ignored_scope={"types": ["ScaledDotProductAttention"]})
+    assert q.quantize_kwargs() == {"preset": "mixed", "fast_bias_correction": False, "smooth_quant_alpha": -1.0,
+                                   "ignored_scope": {"names": [], "patterns": [],
+                                                     "types": ["ScaledDotProductAttention"]}}
+    with pytest.raises(ValueError, match="use quantize_kwargs"):
+        p.nncf_kwargs()
+    with pytest.raises(ValueError, match="use nncf_kwargs"):
+        PartCompression(mode="int8_sym").quantize_kwargs()
+
+
+def test_int8_static_needs_calibration():
+    data = minimal(compression={"image_encoder": {"mode": "int8_static"}})
+    assert errors_of(data) == [(("compression", "image_encoder", "mode"),
+                                "mode int8_static is data-aware and needs a top-level calibration block "
+                                "(e.g. calibration: {source: builtin})")]
+    assert Recipe.model_validate({**data, "calibration": {"source": "builtin"}}).compression.image_encoder.is_static
+
+
+def test_int8_static_rejects_weight_compression_options_and_vice_versa():
+    errs = errors_of(minimal(calibration={}, compression={
+        "image_encoder": {"mode": "int8_static", "group_size": 64, "ratio": 0.5, "awq": True},
+        "llm": {"mode": "int4_sym", "preset": "mixed", "smooth_quant_alpha": 0.5}}))
+    assert sorted((loc[1], loc[-1]) for loc, _ in errs) == [
+        ("image_encoder", "awq"), ("image_encoder", "group_size"), ("image_encoder", "ratio"),
+        ("llm", "preset"), ("llm", "smooth_quant_alpha")]
+    assert ("preset only applies to int8_static (nncf.quantize), not int4_sym; remove preset"
+            in [m for _, m in errs])
+
+
+@pytest.mark.parametrize("bad", [{"preset": "fast"}, {"model_type": "cnn"}, {"smooth_quant_alpha": 1.5}])
+def test_int8_static_option_values_checked(bad):
+    [(loc, _)] = errors_of(minimal(calibration={}, compression={"image_encoder": {"mode": "int8_static", **bad}}))
+    assert loc == ("compression", "image_encoder", *bad)

@@ -52,6 +52,15 @@ def test_int4_recipe_matches_the_notebook():
     assert t.image_encoder.min_cosine == 0.999 and t.end_to_end.min_token_agreement == 0.5
 
 
+def test_int8vision_variants_differ_from_the_notebook_setting_only_in_the_image_encoder():
+    for base, fast in [("minicpmv2-int4", "minicpmv2-int4-int8vision"),
+                       ("synthetic-full-minicpmv2-int4", "synthetic-full-minicpmv2-int4-int8vision")]:
+        a, b = (load_recipe(ROOT / f"recipes/{n}.yaml") for n in (base, fast))
+        assert a.compression.llm == b.compression.llm and a.source == b.source and a.export == b.export
+        assert a.compression.image_encoder is None
+        assert b.compression.image_encoder.is_static and b.calibration is not None
+
+
 def test_int8_and_fp16_recipes():
     r8 = load_recipe(ROOT / "recipes/minicpmv2-int8.yaml")
     assert r8.compression.llm.mode == "int8_asym" and r8.compression.llm.group_size == -1
@@ -77,7 +86,8 @@ def test_tiny_recipes():
 
 def test_pipeline_yaml():
     spec, recipes = load_pipeline(ROOT / "pipeline.yaml")
-    assert spec.recipes == ["recipes/minicpmv2-int4.yaml", "recipes/minicpmv2-int8.yaml",
-                            "recipes/minicpmv2-fp16.yaml", "recipes/tiny-minicpmv2-int4.yaml"]
-    assert [r.name for r in recipes] == ["minicpmv2-int4", "minicpmv2-int8", "minicpmv2-fp16",
-                                         "tiny-minicpmv2-int4"]
+    assert spec.recipes == ["recipes/minicpmv2-int4.yaml", "recipes/minicpmv2-int4-int8vision.yaml",
+                            "recipes/minicpmv2-int8.yaml", "recipes/minicpmv2-fp16.yaml",
+                            "recipes/tiny-minicpmv2-int4.yaml"]
+    assert [r.name for r in recipes] == ["minicpmv2-int4", "minicpmv2-int4-int8vision", "minicpmv2-int8",
+                                         "minicpmv2-fp16", "tiny-minicpmv2-int4"]

@@ -1,0 +1,74 @@
+"""Arithmetic cost of one infer call of an IR: multiply-accumulates of its matrix products, counted from the graph.
+
+``matmul_macs(model, shapes)`` reshapes a copy of the model to the given input shapes and sums, over every
+``MatMul`` whose shapes are then static, batch x M x K x N, and over every ``ScaledDotProductAttention``,
+the two products Q.K^T and P.V. Everything else (normalisations, activations, softmax) is left out: on a
+transformer those are a few per cent of the work, so the count is a lower bound of the work an infer call
+does, and ``2 * macs / seconds`` a lower bound of the arithmetic rate it ran at. Products whose shapes stay
+dynamic after the reshape (e.g. attention over a state of unknown length) are counted apart in ``dynamic``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import prod
+
+
+@dataclass(frozen=True)
+class Cost:
+    macs: int           # multiply-accumulates of the products whose shapes are static
+    products: int       # how many products were counted
+    dynamic: int        # products left out because a shape stayed dynamic
+
+    @property
+    def gflop(self) -> float:
+        return 2 * self.macs / 1e9
+
+
+def _static(shape) -> list[int] | None:
+    return [d.get_length() for d in shape] if shape.is_static else None
+
+
+def _matmul_macs(node) -> int | None:
+    a, b = (_static(node.input_value(i).get_partial_shape()) for i in range(2))
+    if a is None or b is None:
+        return None
+    attrs = node.get_attributes()
+    a = [1, *a] if len(a) == 1 else a
+    b = [*b, 1] if len(b) == 1 else b
+    m, k = (a[-1], a[-2]) if attrs.get("transpose_a") else (a[-2], a[-1])
+    n = b[-2] if attrs.get("transpose_b") else b[-1]
+    batch = max(prod(a[:-2]), prod(b[:-2]))
+    return batch * m * k * n
+
+
+def _sdpa_macs(node) -> int | None:
+    q, k, v = (_static(node.input_value(i).get_partial_shape()) for i in range(3))
+    if q is None or k is None or v is None:
+        return None
+    batch = prod(q[:-2])
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def matmul_macs(ov_model, shapes: Mapping[str, Sequence[int]]) -> Cost:
+    """Multiply-accumulates of one infer call of ``ov_model`` (not modified) with inputs of ``shapes``
+    (input name -> shape; inputs not named keep their shapes)."""
+    import openvino as ov
+
+    model = ov_model.clone()
+    model.reshape({name: ov.PartialShape(list(s)) for name, s in shapes.items()})
+    macs = counted = dynamic = 0
+    for node in model.get_ordered_ops():
+        kind = node.get_type_name()
+        if kind == "MatMul":
+            n = _matmul_macs(node)
+        elif kind == "ScaledDotProductAttention":
+            n = _sdpa_macs(node)
+        else:
+            continue
+        if n is None:
+            dynamic += 1
+        else:
+            macs += n
+            counted += 1
+    return Cost(macs=macs, products=counted, dynamic=dynamic)
