@@ -14,6 +14,7 @@ from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.compress import compress_model, nncf_table
 from ovexport.exporter.convert import save_ir
 from ovexport.exporter.inspect import compression_report
+from ovexport.util.memory import release_memory
 
 from .common import code_digest, link_or_copy, versions
 
@@ -83,5 +84,6 @@ class Compress(Step):
                 model, report[part] = compress_part(ctx.recipe, part, policy, ctx.inputs, ctx.log)
                 save_ir(model, ctx.out, xml)
                 del model
+                release_memory()   # the next part starts from the memory this one used, not on top of it
         (ctx.out / COMPRESSION).write_text(json.dumps(report, indent=2))
         return {part: {k: v["layers"] for k, v in r["weights"].items() if v["layers"]} for part, r in report.items()}
