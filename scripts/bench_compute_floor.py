@@ -93,7 +93,7 @@ def case_costs(bundle: Path) -> dict[str, dict]:
     image_ir = core.read_model(bundle / IMAGE_ENCODER)
     lm_ir = core.read_model(bundle / LANGUAGE_MODEL)
     slice_last_logits(lm_ir)     # as the runtime does: logits of the last position only
-    hidden = lm_ir.input("inputs_embeds").get_partial_shape()[2].get_length()
+    hidden = int(adapter.config.hidden_size)
     patch = int(adapter.config.patch_size)
     out = {}
     for name, (w, h) in CASES.items():
@@ -151,7 +151,7 @@ def main() -> None:
             row += [f"{b['ttft_ms'] / 1e3:.2f}",
                     f"{c['measured']['vision_gflop_s']:.0f} / {c['measured']['prefill_gflop_s']:.0f}"]
         table.add_row(*row)
-    Console().print(table)
+    Console(width=200).print(table)
     print(f"GEMM peaks: bf16 {rates['bf16']:.0f}, int8 {rates['int8']:.0f} GFLOP/s")
     if args.json:
         args.json.write_text(json.dumps({"bundle": str(args.bundle), "gemm_gflop_s": rates, "cases": cases},

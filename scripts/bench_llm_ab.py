@@ -4,8 +4,9 @@ machine slows every variant alike: prefill time for a T-token prompt and per-tok
 
     python scripts/bench_llm_ab.py dist/minicpmv2-int4/1.0.0 --tokens 484 --steps 16 --rounds 3
 
-Variants: ``slice`` (logits of the last position only, the runtime's default) vs ``noslice``, and KV-cache
-precisions (``kv-u8`` = the CPU plugin's default on recent CPUs, ``kv-f16``). Random input embeddings: the
+Variants: ``slice`` (logits of the last position only, the runtime's default) vs ``noslice``, KV-cache
+precisions (``kv-u8`` = the CPU plugin's default on recent CPUs, ``kv-f16``), dynamic int8 quantization of the
+activations (``f32+dqN``) and CPU pinning; ``--variants`` picks them. Random input embeddings: the
 speed of a model does not depend on its inputs.
 """
 from __future__ import annotations
@@ -23,6 +24,12 @@ VARIANTS = {
     "noslice/kv-default": (False, {}),
     "slice/kv-f16": (True, {"KV_CACHE_PRECISION": "f16"}),
     "slice/kv-f32": (True, {"KV_CACHE_PRECISION": "f32"}),
+    # dynamic int8 quantization of activations (the CPU plugin applies it to f32 inputs only)
+    "slice/no-dyn-quant": (True, {"DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}),
+    "slice/f32+dq32": (True, {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "32"}),
+    "slice/f32+dq64": (True, {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "64"}),
+    "slice/f32+dq128": (True, {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "128"}),
+    "slice/pinning": (True, {"ENABLE_CPU_PINNING": "YES"}),
 }
 
 
