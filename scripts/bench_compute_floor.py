@@ -108,7 +108,7 @@ def case_costs(bundle: Path) -> dict[str, dict]:
         prefill = matmul_macs(lm_ir, {"inputs_embeds": [1, t, hidden], "attention_mask": [1, t],
                                       "position_ids": [1, t], "beam_idx": [1]}).gflop
         out[name] = {"encoder_calls": [[n, hh, ww] for (hh, ww), n in groups.items()], "prompt_tokens": t,
-                     "vision_gflop": round(vision, 1), "prefill_gflop": round(prefill, 1)}
+                     "vision_gflop": round(vision, 4), "prefill_gflop": round(prefill, 4)}
     return out
 
 
