@@ -416,3 +416,22 @@ def test_image_encoder_int8_static(tiny_inputs):
         a, b = (np.asarray(c(item)[0], np.float64).ravel() for c in (reference, quantized))
         assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
         assert not np.allclose(a, b, atol=1e-6)   # it did change something
+
+
+def test_int8_static_options_reach_nncf():
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+    from ovexport.exporter.compress import to_nncf_quantize
+    from ovexport.recipe.schema import PartCompression
+
+    policy = PartCompression(mode="int8_static", preset="mixed", smooth_quant_alpha=-1,
+                             ignored_scope={"types": ["ScaledDotProductAttention"]})
+    kw = to_nncf_quantize(policy.quantize_kwargs())
+    assert kw["preset"] is nncf.QuantizationPreset.MIXED and kw["model_type"] is nncf.ModelType.TRANSFORMER
+    assert kw["fast_bias_correction"] is True
+    assert isinstance(kw["advanced_parameters"], AdvancedQuantizationParameters)
+    assert kw["advanced_parameters"].smooth_quant_alphas.matmul == -1
+    assert kw["ignored_scope"].types == ["ScaledDotProductAttention"]
+    generic = to_nncf_quantize(PartCompression(mode="int8_static", model_type="generic").quantize_kwargs())
+    assert "model_type" not in generic and "advanced_parameters" not in generic
