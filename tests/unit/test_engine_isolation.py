@@ -120,7 +120,10 @@ def test_isolated_step_class_must_be_importable(tmp_path):
 
 
 _CTRL_C_SCRIPT = """
-import io, sys
+import io, signal, sys
+# a terminal delivers Ctrl-C as KeyboardInterrupt; a shell's background job starts with SIGINT ignored, and
+# Python then installs no handler: restore it, so the test does not depend on how pytest was launched
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 from rich.console import Console
 from engine_dummy_steps import IsoSleep, make_recipe, make_registry
