@@ -108,17 +108,16 @@ def compress_model(ov_model, policy: Any, dataset=None, subset_size: int | None 
         if dataset is None:
             raise ValueError("int8_static (nncf.quantize) needs a calibration dataset")
         kwargs = to_nncf_quantize(policy.quantize_kwargs())
-        with capture_nncf_log() as messages:
-            out = nncf.quantize(ov_model, dataset, subset_size=_subset_size(dataset, subset_size), **kwargs)
-        if log_messages is not None:
-            log_messages.extend(messages)
-        return out
-    kwargs = to_nncf(policy.nncf_kwargs())
-    if dataset is not None:
-        kwargs["dataset"] = dataset
         kwargs["subset_size"] = _subset_size(dataset, subset_size)
+        run = lambda: nncf.quantize(ov_model, dataset, **kwargs)  # noqa: E731
+    else:
+        kwargs = to_nncf(policy.nncf_kwargs())
+        if dataset is not None:
+            kwargs["dataset"] = dataset
+            kwargs["subset_size"] = _subset_size(dataset, subset_size)
+        run = lambda: nncf.compress_weights(ov_model, **kwargs)  # noqa: E731
     with capture_nncf_log() as messages:
-        out = nncf.compress_weights(ov_model, **kwargs)
+        out = run()
     if log_messages is not None:
         log_messages.extend(messages)
     return out
