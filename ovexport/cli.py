@@ -264,6 +264,14 @@ def validate(bundle: str, checkpoint: str | None, device: str | None) -> None:
     console.print("[green]validation passed[/]")
 
 
+def _register_commands() -> None:
+    from ovexport.compare.cli import compare
+    cli.add_command(compare)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="ovexport")
 

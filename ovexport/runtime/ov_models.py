@@ -132,3 +132,14 @@ class BundleModels:
         self.lm_req.infer({"inputs_embeds": inputs_embeds, "attention_mask": attention_mask,
                            "position_ids": position_ids, "beam_idx": beam_idx}, share_inputs=True)
         return self.lm_req.get_tensor(self._logits).data[:, -1, :]
+
+    def lm_all_logits(self, inputs_embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray,
+                      beam_idx: np.ndarray) -> np.ndarray:
+        """One stateful call returning a copy of the logits of EVERY position, [B, T, V] (teacher forcing).
+        Needs models loaded with ``slice_logits=False``."""
+        if self.sliced_logits:
+            raise RuntimeError("the LLM computes last-position logits only: load with slice_logits=False")
+        self.calls["lm"] += 1
+        self.lm_req.infer({"inputs_embeds": inputs_embeds, "attention_mask": attention_mask,
+                           "position_ids": position_ids, "beam_idx": beam_idx}, share_inputs=True)
+        return self.lm_req.get_tensor(self._logits).data.copy()

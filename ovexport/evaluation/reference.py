@@ -1,0 +1,79 @@
+"""The reference side's answers on an eval set, computed once and cached by fingerprint.
+
+The key holds what decides the numbers: the checkpoint's content digest (or the reference bundle's IR
+digest), the eval set's content digest, the generation length, and the code that computes them. Adding a
+variant, rerunning a compare or comparing from another recipe of the same checkpoint reads the cache.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ovexport.engine.fingerprint import digest_dir
+from ovexport.steps.common import code_digest
+
+from .evalset import EvalSet
+from .reference_cache import ReferenceCache
+from .sides import IRSide, TorchSide
+
+# the code that decides a reference's numbers (model code, how the sides run, log-softmax)
+REFERENCE_CODE = ("models", "evaluation/sides.py", "evaluation/scoring.py", "runtime")
+
+
+def torch_key(ckpt: Path, evalset: EvalSet, max_new_tokens: int) -> dict:
+    return {"what": "answers", "reference": "torch-fp32", "checkpoint": digest_dir(ckpt)[0],
+            "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens), "code": code_digest(*REFERENCE_CODE)}
+
+
+def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: dict) -> dict:
+    from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
+
+    files = [f for xml in (TEXT_EMBEDDINGS, LANGUAGE_MODEL, IMAGE_ENCODER) for f in ir_files(xml)]
+    irs = {f: digest_dir(Path(ir_dir) / f)[0] for f in files}
+    return {"what": "answers", "reference": "bundle", "irs": irs, "ov_config": dict(ov_config),
+            "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens), "code": code_digest(*REFERENCE_CODE)}
+
+
+def _collect(side, evalset: EvalSet, max_new_tokens: int, progress, **kw) -> dict:
+    prompts, tokens, texts, logp = [], [], [], []
+    n = len(evalset.items)
+    for i, item in enumerate(evalset.items):
+        ans = side.answer(item, max_new_tokens, **kw)
+        prompts.append(np.asarray(ans.prompt_ids, np.int64))
+        tokens.append(ans.tokens)
+        texts.append(ans.text)
+        logp.append(np.asarray(ans.logp, np.float32))
+        if progress:
+            progress(i + 1, n)
+    return {"prompt_ids": prompts, "tokens": tokens, "texts": texts, "logp": logp}
+
+
+def reference_answers(cache: ReferenceCache, family, evalset: EvalSet, max_new_tokens: int, *,
+                      ckpt: Path | None = None, bundle: Path | None = None, ov_config: dict | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[dict, dict, bool]:
+    """``(answers, key, hit)``: PyTorch (``ckpt``) or a bundle's IRs (``bundle``) answering every question."""
+    if bundle is not None:
+        key = bundle_key(bundle, evalset, max_new_tokens, ov_config or {})
+
+        def compute() -> dict:
+            side = IRSide(bundle, bundle, family, ov_config=ov_config)
+            try:
+                return _collect(side, evalset, max_new_tokens, progress, with_logp=True)
+            finally:
+                side.close()
+    else:
+        assert ckpt is not None
+        key = torch_key(ckpt, evalset, max_new_tokens)
+
+        def compute() -> dict:
+            side = TorchSide(ckpt, family)
+            try:
+                return _collect(side, evalset, max_new_tokens, progress)
+            finally:
+                side.close()
+    hits = cache.hits
+    answers = cache.get_or_compute(key, compute)
+    answers["tokens"] = [[int(t) for t in toks] for toks in answers["tokens"]]
+    return answers, key, cache.hits > hits
