@@ -1,0 +1,83 @@
+"""The reference cache: computed once, read back equal, never trusting a damaged or half-written entry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ovexport.evaluation.reference_cache import ReferenceCache, cache_key
+
+pytestmark = pytest.mark.unit
+
+DOC = {"what": "answers", "checkpoint": "abc", "evalset": "def", "max_new_tokens": 8}
+
+
+def _values():
+    return {"logp": [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((1, 3), np.float32)],
+            "texts": ["red", "2"], "tokens": [[5, 2], [7]], "n": np.int64(3), "arr": np.zeros(4)}
+
+
+def test_computed_once_then_read_back_equal(tmp_path):
+    cache = ReferenceCache(tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return _values()
+
+    first = cache.get_or_compute(DOC, compute)
+    again = ReferenceCache(tmp_path).get_or_compute(DOC, compute)
+    assert len(calls) == 1
+    assert again["texts"] == ["red", "2"] and again["tokens"] == [[5, 2], [7]] and again["n"] == 3
+    assert len(again["logp"]) == 2 and all(np.array_equal(a, b) for a, b in zip(first["logp"], again["logp"]))
+    assert np.array_equal(again["arr"], np.zeros(4))
+
+
+def test_another_key_is_another_entry(tmp_path):
+    cache = ReferenceCache(tmp_path)
+    cache.get_or_compute(DOC, _values)
+    assert cache.get({**DOC, "max_new_tokens": 9}) is None
+    assert cache_key(DOC) != cache_key({**DOC, "evalset": "xyz"})
+
+
+def test_damaged_entry_is_recomputed(tmp_path):
+    cache = ReferenceCache(tmp_path)
+    cache.get_or_compute(DOC, _values)
+    (cache.path(cache_key(DOC)) / "arrays.npz").write_bytes(b"not a zip")
+    calls = []
+    cache.get_or_compute(DOC, lambda: calls.append(1) or _values())
+    assert calls == [1]
+
+
+def test_failed_compute_leaves_no_entry(tmp_path):
+    cache = ReferenceCache(tmp_path)
+
+    def boom():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_compute(DOC, boom)
+    assert cache.get(DOC) is None
+    assert not any(p.name.startswith(".") for p in tmp_path.rglob("*"))
+
+
+def test_write_killed_midway_leaves_no_entry(tmp_path, monkeypatch):
+    import ovexport.evaluation.reference_cache as rc
+
+    def partial_savez(path, **arrays):
+        open(path, "wb").write(b"PK partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rc.np, "savez", partial_savez)
+    with pytest.raises(KeyboardInterrupt):
+        ReferenceCache(tmp_path).get_or_compute(DOC, _values)
+    monkeypatch.undo()
+    assert ReferenceCache(tmp_path).get(DOC) is None
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_disabled_cache_always_computes(tmp_path):
+    cache = ReferenceCache(tmp_path, enabled=False)
+    calls = []
+    for _ in range(2):
+        cache.get_or_compute(DOC, lambda: calls.append(1) or _values())
+    assert calls == [1, 1] and not any(tmp_path.iterdir())
