@@ -70,7 +70,7 @@ def _random_weights(ckpt: Path | None) -> bool:
     if ckpt is None or not (Path(ckpt) / "config.json").is_file():
         return False
     synth = json.loads((Path(ckpt) / "config.json").read_text()).get("ovexport_synthetic")
-    return bool(synth) and not synth.get("trained")
+    return bool(synth) and not (synth.get("trained") or "trained" in str(synth.get("size", "")))
 
 
 class _Progress:
@@ -173,7 +173,7 @@ class Comparison:
         self.ref_info = {"kind": "PyTorch (fp32 arithmetic)" if ref == "torch" else f"bundle {ref}",
                          "cached": hit, "seconds": round(time.monotonic() - t0, 2)}
         self.console.print(f"reference: {'read from cache' if hit else 'computed and cached'} "
-                           f"in {self.ref_info['seconds']:.1f}s ({self.cache.root})", highlight=False)
+                           f"in {self.ref_info['seconds']:.1f}s ({self.cache.root})", highlight=False, soft_wrap=True)
 
     def score(self, name: str, label: str, ir_dir: Path, meta_dir: Path, fingerprint: str,
               overrides: Sequence[str] = ()) -> dict:
@@ -182,7 +182,7 @@ class Comparison:
         key = _variant_key(fingerprint, self.ref_key, self.evalset, self.opts)
         found = _load_variant(self.out, name, key)
         if found is not None:
-            self.console.print(f"  {label}: up to date (variants/{name}.json)", highlight=False)
+            self.console.print(f"  {label}: up to date (variants/{name}.json)", highlight=False, soft_wrap=True)
             return found
         t0 = time.monotonic()
         prog, tick = self.progress(f"{label}: answering")
@@ -230,7 +230,8 @@ class Comparison:
             self.console.width = width
         if result["random_weights"]:
             self.console.print("[yellow]note:[/] random weights: the accuracy figures are noise", highlight=False)
-        self.console.print(f"wrote {self.out}/compare.json, compare.csv, compare.png, compare.md", highlight=False)
+        self.console.print(f"wrote {self.out}/compare.json, compare.csv, compare.png, compare.md", highlight=False,
+                           soft_wrap=True)
         return result
 
 

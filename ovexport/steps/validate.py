@@ -29,10 +29,13 @@ class Validate(Step):
         return {"code": code_digest("validators", "models", "runtime"), **versions("openvino", "torch", "timm")}
 
     def run(self, ctx: StepContext) -> dict:
+        from ovexport.evaluation.reference_cache import ReferenceCache, default_root
         from ovexport.validators.runner import raise_if_failed, run_validation, write_report
 
+        # PyTorch outputs are shared by every variant of the checkpoint (the next recipe, the next sweep point)
+        cache = ReferenceCache(default_root(ctx.recipe.output.root))
         report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
-                                ctx.console)
+                                ctx.console, reference_cache=cache)
         path = write_report(report, ctx.out / VALIDATION)
         failed_copy = ctx.work / FAILED_REPORT
         if not report["passed"]:
@@ -40,8 +43,9 @@ class Validate(Step):
             raise_if_failed(report, failed_copy)
         if failed_copy.is_file():
             failed_copy.unlink()  # an earlier failure's report no longer applies
-        ctx.log(f"wrote {path.name}")
-        return summary(report)
+        ctx.log(f"wrote {path.name} (PyTorch outputs: {cache.hits} checks from the reference cache, "
+                f"{cache.misses} computed)")
+        return {**summary(report), "reference_cache_hits": cache.hits}
 
 
 def summary(report: dict) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,10 @@ class ValidationContext:
     """``ValidationContext(ckpt, ir_dir, spec, console)``; ``spec`` is a recipe ``ValidationSpec``."""
 
     def __init__(self, ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
-                 reference_dtype: Any = None):
+                 reference_dtype: Any = None, reference_cache: Any = None):
         self.ckpt = Path(ckpt)
+        self.reference_cache = reference_cache    # an ``evaluation.ReferenceCache`` or None
+        self._ckpt_digest: str | None = None
         self.ir_dir = Path(ir_dir)
         self.spec = spec
         self.console = console if console is not None else Console(stderr=True)
@@ -106,6 +108,26 @@ class ValidationContext:
             for p in parts:
                 ref.release(p)
             release_memory()
+
+    def cached_reference(self, check: str, compute: Callable[[], dict], **params: Any) -> dict:
+        """``compute()`` (a check's PyTorch outputs, a flat dict of arrays and JSON values), or the same outputs
+        read from the reference cache: validating another variant of this checkpoint reuses them. The key holds
+        the checkpoint's content, the seed, ``params``, the reference dtype and the code of the check and model."""
+        if self.reference_cache is None:
+            return compute()
+        from ovexport.engine.fingerprint import digest_dir
+        from ovexport.steps.common import code_digest
+
+        if self._ckpt_digest is None:
+            self._ckpt_digest = digest_dir(self.ckpt)[0]
+        doc = {"what": "validation", "check": check, "checkpoint": self._ckpt_digest, "seed": int(self.spec.seed),
+               "params": params, "dtype": str(self._reference_dtype or "fp32"),
+               "code": code_digest("models", f"validators/{check}.py", "validators/context.py")}
+        hits = self.reference_cache.hits
+        out = self.reference_cache.get_or_compute(doc, compute)
+        if self.reference_cache.hits > hits:
+            self.log(f"{check}: PyTorch outputs read from the reference cache")
+        return out
 
     @property
     def adapter(self):

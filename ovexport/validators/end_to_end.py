@@ -63,13 +63,19 @@ def run(ctx: ValidationContext) -> CheckResult:
     msgs = [{"role": "user", "content": QUESTION}]
     images = {name: synthetic_image(rng, w, h) for name, (w, h, _) in CASES.items()}
 
-    ref_out: dict[str, dict] = {}
-    with ctx.torch_part("llm", "encoder") as ref:
-        for name, img in images.items():
-            prepared = ref.prepare(msgs, img)
-            tokens, _ = ref.greedy(prepared, n_new)
-            ref_out[name] = {"ids": np.asarray(prepared.input_ids), "grid": prepared.grid,
-                             "images": len(prepared.pixel_values), "tokens": [int(t) for t in tokens]}
+    def compute() -> dict:
+        flat: dict = {}
+        with ctx.torch_part("llm", "encoder") as ref:
+            for name, img in images.items():
+                prepared = ref.prepare(msgs, img)
+                tokens, _ = ref.greedy(prepared, n_new)
+                flat.update({f"{name}.ids": np.asarray(prepared.input_ids),
+                             f"{name}.grid": list(prepared.grid) if prepared.grid else None,
+                             f"{name}.images": len(prepared.pixel_values), f"{name}.tokens": [int(t) for t in tokens]})
+        return flat
+
+    flat = ctx.cached_reference(NAME, compute, generate_tokens=n_new)
+    ref_out = {name: {k: flat[f"{name}.{k}"] for k in ("ids", "grid", "images", "tokens")} for name in images}
 
     adapter = ctx.adapter
     eos_ids = set(adapter.eos_ids)

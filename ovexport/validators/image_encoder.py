@@ -59,8 +59,11 @@ def run(ctx: ValidationContext) -> CheckResult:
     cases = _cases(ctx)
     p = int(getattr(ctx.reference.config, "patch_size", 14))
 
-    with ctx.torch_part("encoder") as ref:
-        ref_out = {name: ref.image_features(px) for name, px in cases.items()}
+    def compute() -> dict:
+        with ctx.torch_part("encoder") as ref:
+            return {name: ref.image_features(px) for name, px in cases.items()}
+
+    ref_out = ctx.cached_reference(NAME, compute)
 
     ov_out: dict[str, np.ndarray] = {}
     with ctx.compiled(IMAGE_ENCODER) as model:

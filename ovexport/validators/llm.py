@@ -147,7 +147,7 @@ def _segment(ref: np.ndarray, test: np.ndarray) -> dict:
 
 def run(ctx: ValidationContext) -> CheckResult:
     thr = ctx.spec.thresholds.llm
-    r = _reference_outputs(ctx)
+    r = ctx.cached_reference(NAME, lambda: _reference_outputs(ctx), decode_steps=int(ctx.spec.decode_steps))
 
     with ctx.compiled(LANGUAGE_MODEL) as model:
         req = model.create_infer_request()

@@ -36,10 +36,12 @@ def _select(checks: Sequence[str] | None) -> list[str]:
 
 
 def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
-                   checks: Sequence[str] | None = None, reference_dtype: Any = None) -> dict:
+                   checks: Sequence[str] | None = None, reference_dtype: Any = None,
+                   reference_cache: Any = None) -> dict:
     """Run the checks (all, or the named ones) of the IRs in ``ir_dir`` against the PyTorch reference of
     ``ckpt`` with the thresholds of ``spec`` (a recipe ``ValidationSpec``); print a table and return the
-    JSON-safe report ``{"passed", "ov_config", "checks": [...], "duration_s", ...}``.
+    JSON-safe report. With ``reference_cache`` (an ``evaluation.ReferenceCache``) each check's PyTorch outputs
+    are read from it when another variant of the same checkpoint computed them already ``{"passed", "ov_config", "checks": [...], "duration_s", ...}``.
 
     A check that raises (e.g. an IR that does not accept the expected inputs) is reported as failed with the
     error; problems the user must fix first (missing IR files, unknown check) raise ``OvexportError``.
@@ -47,7 +49,8 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
     console = console if console is not None else Console()
     names = _select(checks)
     t0 = time.monotonic()
-    ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype)
+    ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype,
+                            reference_cache=reference_cache)
     ctx.check_irs()
     results: list[CheckResult] = []
     try:
