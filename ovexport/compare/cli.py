@@ -25,9 +25,9 @@ Examples:
 @click.option("--variant", "explicit", multiple=True, metavar='"K=V K=V"',
               help="One more variant: space-separated recipe overrides. Repeatable.")
 @click.option("--base/--no-base", default=True, show_default=True, help="Include the recipe as it is.")
-@click.option("--eval", "eval_set", metavar="heldout|FOLDER",
-              help="Eval set: the checkpoint's held-out set (default when it has one) or a folder with "
-                   "questions.jsonl and images.")
+@click.option("--eval", "eval_set", metavar="heldout|generated|FOLDER",
+              help="Eval set: the checkpoint's held-out set (default when it has one), questions about images "
+                   "drawn by code (no ground truth), or a folder with questions.jsonl and images.")
 @click.option("--dataset", metavar="NAME|DIR", help="A `datasets` dataset (Hub name or local folder), streamed.")
 @click.option("--split", default="validation", show_default=True, help="Split of --dataset.")
 @click.option("--columns", metavar="image=C,question=C,answer=C", help="Column mapping of --dataset.")

@@ -54,13 +54,15 @@ class EvalOptions:
 def load_evalset(opts: EvalOptions, checkpoint: Path | None):
     if opts.dataset:
         return evalsets.load_dataset_stream(opts.dataset, opts.split, opts.limit or 100, opts.columns)
+    if opts.eval == "generated":
+        return evalsets.load_generated(opts.limit)
     if opts.eval in (None, "heldout"):
         if checkpoint is None:
             raise InputError("no eval set: the held-out set needs the checkpoint",
                              fix="pass --checkpoint DIR, --eval FOLDER or --dataset NAME")
         if opts.eval is None and not (Path(checkpoint) / evalsets.HELDOUT_DIR).is_dir():
             raise InputError(f"checkpoint {checkpoint} has no held-out set, and no eval set was given",
-                             fix="pass --eval FOLDER (questions.jsonl + images) or --dataset NAME --columns ...")
+                             fix="pass --eval generated, --eval FOLDER (questions.jsonl + images) or --dataset NAME")
         return evalsets.load_heldout(checkpoint, opts.limit)
     return evalsets.load_folder(opts.eval, opts.limit)
 

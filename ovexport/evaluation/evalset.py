@@ -5,6 +5,7 @@ Three kinds, one shape (``EvalSet``: a list of ``EvalItem`` and a content digest
 - a **local folder**: ``questions.jsonl`` (one JSON object a line: ``id``, ``image`` (a path relative to the
   folder, or null for a text-only question), ``question``, optional ``answer``) beside the images. The
   trained tiny fixture writes its held-out set in this format as ``<checkpoint>/heldout/``;
+- **generated**: questions about images drawn by code (no ground truth), for any checkpoint;
 - a **checkpoint's held-out set**: ``heldout`` names ``<checkpoint>/heldout/`` of the recipe's checkpoint;
 - a **``datasets`` dataset**: a Hub name or a local folder (parquet/json/imagefolder files, or a folder
   written by ``save_to_disk``), read as a stream (never downloaded whole), with a column mapping
@@ -124,6 +125,19 @@ def load_heldout(checkpoint: Path | str, limit: int | None = None) -> EvalSet:
     es.name = "heldout"
     es.info["kind"] = "heldout"
     return es
+
+
+GENERATED_SEED = 1   # the builtin calibration set uses seed 0: an eval set drawn from it would be calibration data
+
+
+def load_generated(limit: int | None = None, seed: int = GENERATED_SEED) -> EvalSet:
+    """Questions about images drawn by code (the builtin calibration generator, another seed): no ground truth,
+    so only the comparison with the reference is measured. Works for any checkpoint, nothing downloaded."""
+    from ovexport.calibration.builtin import BUILTIN_SIZE, builtin_samples
+
+    samples = builtin_samples(limit or BUILTIN_SIZE, seed=seed)
+    items = [EvalItem(id=f"generated-{i}", question=s.question, image=s.image) for i, s in enumerate(samples)]
+    return _finish("generated", items, kind="generated", seed=seed)
 
 
 def parse_columns(text: str | None) -> dict[str, str]:

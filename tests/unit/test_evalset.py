@@ -94,3 +94,12 @@ def test_dataset_column_errors_name_the_columns(tmp_path):
     assert "question=question" in str(e.value) and "--columns" in e.value.fix
     with pytest.raises(InputError, match="ROLE=COLUMN"):
         es.parse_columns("picture=img")
+
+
+def test_generated_set_is_deterministic_and_not_the_calibration_set():
+    from ovexport.calibration.builtin import builtin_samples
+
+    a, b = es.load_generated(3), es.load_generated(3)
+    assert a.digest == b.digest and len(a) == 3 and not a.has_answers
+    calib = builtin_samples(3)
+    assert [it.image.tobytes() for it in a.items] != [s.image.tobytes() for s in calib]
