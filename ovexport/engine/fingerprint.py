@@ -122,13 +122,19 @@ def digest_dir(path: str | os.PathLike) -> tuple[str, dict[str, dict]]:
     else:
         items = _walk_files(root)
     files: dict[str, dict] = {}
-    h = hashlib.sha256()
     for rel, p in items:
         st = p.stat()
-        digest = content_hash(p, st)
-        files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": digest}
-        h.update(f"{rel}\0{digest}\n".encode("utf-8"))
-    return h.hexdigest(), files
+        files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": content_hash(p, st)}
+    return digest_of_files(files), files
+
+
+def digest_of_files(files: dict[str, dict]) -> str:
+    """The directory digest of per-file records as :func:`digest_dir` returns them (relpath and
+    content hash only: the same bytes under the same names give the same digest wherever they are)."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(f"{rel}\0{files[rel]['hash']}\n".encode("utf-8"))
+    return h.hexdigest()
 
 
 def stat_matches(path: str | os.PathLike, files: dict[str, dict]) -> bool:

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 _STATUS_STYLE = {
-    "ran": "green", "up to date": "dim", "will run": "yellow", "blocked": "red",
+    "ran": "green", "up to date": "dim", "cached": "cyan", "will run": "yellow", "blocked": "red",
 }
 
 
@@ -63,7 +63,7 @@ def summary_table(result: Any) -> Table:
     t.add_column("notes", overflow="fold")
     for r in result.rows:
         notes = format_metrics(r.metrics)
-        if r.status == "ran" and getattr(r, "reason", ""):
+        if r.status in ("ran", "cached") and getattr(r, "reason", ""):
             notes = f"{r.reason}; {notes}" if notes else r.reason
         t.add_row(r.name, _status(r.status), format_duration(r.duration_s),
                   format_bytes(r.peak_rss_bytes), notes)
