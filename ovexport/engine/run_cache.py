@@ -254,7 +254,7 @@ def problem_of(d: Path, meta: dict | None, fp: str, content: bool = False) -> st
         return "meta.json's file records are malformed"
     if not (d / OUT).is_dir() or not stat_matches(d / OUT, files):
         return "files changed, missing or added since it was stored"
-    if content and digest_dir(d / OUT)[0] != meta["digest"]:
+    if content and digest_dir(d / OUT, rehash=True)[0] != meta["digest"]:
         return "file contents do not match the stored digest"
     return None
 
