@@ -223,11 +223,14 @@ class RunCache:
         """Delete every entry (or those of ``step``). Returns (entries, bytes freed on disk).
 
         Recipe artifacts that hard-link the same files keep them."""
-        n = freed = 0
+        n = 0
+        doomed: list[Path] = []
         for d, meta in self.entries():
             if step is not None and (meta or {}).get("step") != step:
                 continue
-            freed += usage(d / OUT)[1]
+            doomed.append(d)
+        freed = usage(*(d / OUT for d in doomed))[1]
+        for d in doomed:
             _discard(d)
             n += 1
         if self.root.is_dir():  # only what the cache made: $OVEXPORT_RUN_CACHE may be any dir
@@ -259,23 +262,24 @@ def problem_of(d: Path, meta: dict | None, fp: str, content: bool = False) -> st
     return None
 
 
-def usage(path: Path) -> tuple[int, int]:
-    """(bytes of the files under ``path``, bytes only the cache holds: files with no other hard
-    link). Symlinked files count as 0 (their bytes live elsewhere, e.g. the Hugging Face cache)."""
-    total = only = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, _dirs, names in os.walk(path):
-        for n in names:
-            try:
-                st = os.lstat(os.path.join(dirpath, n))
-            except OSError:
-                continue
-            if not _is_regular(st) or (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-            if st.st_nlink <= 1:
-                only += st.st_size
+def usage(*paths: Path) -> tuple[int, int]:
+    """(bytes of the files under ``paths``, bytes only they hold: files with no hard link outside
+    them, i.e. what deleting them frees). Each inode counts once; symlinked files count 0 (their
+    bytes live elsewhere, e.g. in the Hugging Face cache)."""
+    links: dict[tuple[int, int], list] = {}  # inode -> [size, nlink, links seen here]
+    for path in paths:
+        for dirpath, _dirs, names in os.walk(path):
+            for n in names:
+                try:
+                    st = os.lstat(os.path.join(dirpath, n))
+                except OSError:
+                    continue
+                if not _is_regular(st):
+                    continue
+                rec = links.setdefault((st.st_dev, st.st_ino), [st.st_size, st.st_nlink, 0])
+                rec[2] += 1
+    total = sum(r[0] for r in links.values())
+    only = sum(r[0] for r in links.values() if r[2] >= r[1])
     return total, only
 
 
