@@ -302,7 +302,8 @@ def _discard(d: Path) -> None:
     with contextlib.suppress(OSError):
         os.rename(d, aside)
         d = aside
-    remove_path(d)
+    with contextlib.suppress(OSError):  # best effort: a leftover is never trusted (no meta / renamed)
+        remove_path(d)
 
 
 def _replicate(src: Path, dst: Path, root: Path) -> None:
