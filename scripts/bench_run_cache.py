@@ -4,10 +4,11 @@ run cache (issue 8). Prints one line per run and the ratio; figures go to BENCHM
     python scripts/bench_run_cache.py [--recipe recipes/tiny-minicpmv2-int4.yaml] [--repeats 2]
 
 Run 0 builds the first recipe (fills the run cache). Then, per repeat, two fresh recipes identical except
-for their names (so neither has a work directory yet), both with the LLM's int4 ratio changed (0.6 -> 0.4):
-one with the run cache (download and the conversions restored by hard links; compress, validate and package
-run), one with --no-run-cache (everything runs). Each run is a separate `python -m ovexport.cli run`
-process, timed from the outside.
+for their names (so neither has a work directory yet), both with the LLM's int4 ratio changed (0.6 -> 0.4,
+0.5, ...: a ratio no earlier run used, so compress and validate are not in the cache): one with the run
+cache (download and the conversions restored by hard links; compress, validate and package run), one with
+--no-run-cache (everything runs). Last, a renamed copy of an already built recipe (every step but package
+restored). Each run is a separate `python -m ovexport.cli run` process, timed from the outside.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(recipe: str, root: Path, name: str, *extra: str) -> tuple[float, dict[str, str]]:
+def run(recipe: str, root: Path, name: str, ratio: float, *extra: str) -> tuple[float, dict[str, str]]:
     cmd = [sys.executable, "-m", "ovexport.cli", "run", recipe, "--set", f"output.root={root}",
-           "--set", f"name={name}", "--set", "compression.llm.ratio=0.4", *extra]
+           "--set", f"name={name}", "--set", f"compression.llm.ratio={ratio}", *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.monotonic()
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
@@ -47,19 +48,23 @@ def main() -> None:
     print(f"cpu flags: {' '.join(isa)}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-runcache-") as tmp:
         root = Path(tmp)
-        wall, _ = run(a.recipe, root, "first", "--set", "compression.llm.ratio=0.6")
+        wall, _ = run(a.recipe, root, "first", 0.6)
         print(f"run 0: first recipe, fills the cache: {wall:.1f} s")
         cached, uncached = [], []
         for i in range(a.repeats):
             for label, extra, acc in (("with run cache", (), cached), ("--no-run-cache", ("--no-run-cache",),
                                                                           uncached)):
-                wall, how = run(a.recipe, root, f"second-{i}-{'c' if not extra else 'n'}", *extra)
+                wall, how = run(a.recipe, root, f"second-{i}-{'c' if not extra else 'n'}", 0.4 + 0.1 * i,
+                                *extra)
                 acc.append(wall)
                 print(f"repeat {i}, second recipe, {label}: {wall:.1f} s   "
                       + ", ".join(f"{s}={v}" for s, v in how.items()))
         best_c, best_n = min(cached), min(uncached)
         print(f"best of {a.repeats}: with run cache {best_c:.1f} s, without {best_n:.1f} s, "
               f"ratio {best_c / best_n:.2f}")
+        wall, how = run(a.recipe, root, "renamed-copy", 0.4)
+        print(f"renamed copy of a built recipe, with run cache: {wall:.1f} s   "
+              + ", ".join(f"{s}={v}" for s, v in how.items()))
 
 
 if __name__ == "__main__":
