@@ -58,7 +58,10 @@ def _load(path: str, overrides: tuple[str, ...]):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", multiple=True, metavar="STEP", help="Re-run this step even if up to date. Repeatable.")
 @click.option("--until", metavar="STEP", help="Stop after this step.")
-def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: str | None) -> None:
+@click.option("--no-run-cache", is_flag=True, help="Neither take step outputs from the run cache nor store them "
+              "there (see `ovexport cache info`).")
+def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: str | None,
+        no_run_cache: bool) -> None:
     """Run a recipe (or every recipe of a pipeline file): convert, compress, validate, package."""
     import ovexport.steps  # noqa: F401  (registers the steps)
     from ovexport.engine import runner
@@ -66,7 +69,7 @@ def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: 
 
     for r in _load(recipe, overrides):
         console.rule(f"[bold]{r.name}[/] {r.version}  ({r.source})")
-        result = runner.run(r, force=force, until=until, console=console)
+        result = runner.run(r, force=force, until=until, console=console, run_cache=not no_run_cache)
         console.print(summary_table(result))
         bundle = result.artifacts.get("bundle")
         if bundle is not None:
@@ -105,14 +108,80 @@ def check(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", multiple=True, metavar="STEP")
 @click.option("--until", metavar="STEP")
-def plan(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: str | None) -> None:
+@click.option("--no-run-cache", is_flag=True, help="Plan as `run --no-run-cache` would run.")
+def plan(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: str | None,
+         no_run_cache: bool) -> None:
     """Show the steps of a recipe, their fingerprints and which are up to date."""
     import ovexport.steps  # noqa: F401
     from ovexport.engine import runner
     from ovexport.engine.report import plan_table
 
     for r in _load(recipe, overrides):
-        console.print(plan_table(runner.plan(r, force=force, until=until, console=console)))
+        console.print(plan_table(runner.plan(r, force=force, until=until, console=console,
+                                             run_cache=not no_run_cache)))
+
+
+@cli.group()
+def cache() -> None:
+    """The run cache: step outputs shared by every recipe of an output root, keyed by fingerprint.
+
+    \b
+    It lives in <output.root>/.work/.runcache (OVEXPORT_RUN_CACHE=DIR moves it, =off disables it).
+    Entries hard-link the recipes' artifacts: they take no extra disk while those exist.
+    """
+
+
+def _run_caches(recipe: str | None, overrides: tuple[str, ...], root: str):
+    from ovexport.engine.run_cache import RunCache, cache_dir_for
+
+    roots = [r.output.root for r in _load(recipe, overrides)] if recipe else [root]
+    dirs = list(dict.fromkeys(cache_dir_for(x) for x in roots))
+    if dirs == [None]:
+        raise OvexportError("the run cache is disabled (OVEXPORT_RUN_CACHE=off)",
+                            fix="unset OVEXPORT_RUN_CACHE or set it to a directory")
+    return [RunCache(d) for d in dirs if d is not None]
+
+
+_CACHE_WHERE = [
+    click.argument("recipe", required=False, type=click.Path(dir_okay=False)),
+    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP),
+    click.option("--root", default="dist", show_default=True, metavar="DIR",
+                 help="Output root whose cache to use when no RECIPE is given."),
+]
+
+
+def _cache_where(f):
+    for deco in reversed(_CACHE_WHERE):
+        f = deco(f)
+    return f
+
+
+@cache.command("info")
+@_cache_where
+@click.option("--verify", is_flag=True, help="Re-hash every file (slow on big entries) instead of checking sizes "
+              "and modification times.")
+def cache_info(recipe: str | None, overrides: tuple[str, ...], root: str, verify: bool) -> None:
+    """List the run cache's entries (of RECIPE's output root, or of --root)."""
+    from ovexport.engine.report import run_cache_table
+
+    for c in _run_caches(recipe, overrides, root):
+        table, total = run_cache_table(c, verify_content=verify)
+        if table.row_count:
+            console.print(table)
+        console.print(total, highlight=False)
+
+
+@cache.command("clear")
+@_cache_where
+@click.option("--step", metavar="STEP", help="Only the entries of this step.")
+def cache_clear(recipe: str | None, overrides: tuple[str, ...], root: str, step: str | None) -> None:
+    """Delete run cache entries. Recipes' artifacts and bundles are kept (they hold their own links)."""
+    from ovexport.engine.report import format_bytes
+
+    for c in _run_caches(recipe, overrides, root):
+        n, freed = c.clear(step=step)
+        console.print(f"removed {n} entr{'y' if n == 1 else 'ies'} from {c.root}, freed {format_bytes(freed)}",
+                      highlight=False)
 
 
 @cli.command()

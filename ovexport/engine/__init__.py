@@ -6,12 +6,13 @@ from .atomic import atomic_dir, atomic_write_text, clean_stale_temps
 from .fingerprint import ENGINE_VERSION, digest_dir, fingerprint, stat_matches
 from .lock import LOCK_NAME, Lock
 from .report import plan_table, summary_table
+from .run_cache import RunCache
 from .runner import PlanRow, RunResult, RunRow, plan, run, validate, work_dir
 from .step import (REGISTRY, Step, StepContext, StepRegistry, all_steps, get_step,
                    register_step)
 
 __all__ = [
-    "ENGINE_VERSION", "LOCK_NAME", "Lock", "PlanRow", "REGISTRY", "RunResult", "RunRow", "Step",
+    "ENGINE_VERSION", "LOCK_NAME", "Lock", "PlanRow", "REGISTRY", "RunCache", "RunResult", "RunRow", "Step",
     "StepContext", "StepRegistry", "all_steps", "atomic_dir", "atomic_write_text",
     "clean_stale_temps", "digest_dir", "fingerprint", "get_step", "plan", "plan_table",
     "register_step", "run", "stat_matches", "summary_table", "validate", "work_dir",

@@ -65,13 +65,15 @@ def sha256_file(path: str | os.PathLike) -> str:
 _CONTENT_HASHES: dict[tuple[int, int, int, int], str] = {}
 
 
-def content_hash(path: str | os.PathLike, st: os.stat_result | None = None) -> str:
-    """xxh3-128 of a file's bytes, memoised by (device, inode, size, mtime_ns)."""
+def content_hash(path: str | os.PathLike, st: os.stat_result | None = None,
+                 rehash: bool = False) -> str:
+    """xxh3-128 of a file's bytes, memoised by (device, inode, size, mtime_ns); ``rehash`` reads
+    the bytes again (and updates the memo)."""
     import xxhash
 
     st = st or os.stat(path)
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    cached = _CONTENT_HASHES.get(key)
+    cached = None if rehash else _CONTENT_HASHES.get(key)
     if cached is None:
         h = xxhash.xxh3_128()
         with open(path, "rb") as f:
@@ -110,11 +112,12 @@ def _walk_files(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def digest_dir(path: str | os.PathLike) -> tuple[str, dict[str, dict]]:
+def digest_dir(path: str | os.PathLike, rehash: bool = False) -> tuple[str, dict[str, dict]]:
     """Digest of a directory (or of a single file) and its per-file records.
 
     Returns ``(digest, files)`` with ``files = {relpath: {"size", "mtime_ns", "hash"}}`` in sorted
     order. Symlinks are followed, so an artifact made of links into a cache digests like a copy.
+    ``rehash`` reads every file again instead of trusting this process's memo.
     """
     root = Path(path)
     if root.is_file():
@@ -122,13 +125,19 @@ def digest_dir(path: str | os.PathLike) -> tuple[str, dict[str, dict]]:
     else:
         items = _walk_files(root)
     files: dict[str, dict] = {}
-    h = hashlib.sha256()
     for rel, p in items:
         st = p.stat()
-        digest = content_hash(p, st)
-        files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": digest}
-        h.update(f"{rel}\0{digest}\n".encode("utf-8"))
-    return h.hexdigest(), files
+        files[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": content_hash(p, st, rehash)}
+    return digest_of_files(files), files
+
+
+def digest_of_files(files: dict[str, dict]) -> str:
+    """The directory digest of per-file records as :func:`digest_dir` returns them (relpath and
+    content hash only: the same bytes under the same names give the same digest wherever they are)."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(f"{rel}\0{files[rel]['hash']}\n".encode("utf-8"))
+    return h.hexdigest()
 
 
 def stat_matches(path: str | os.PathLike, files: dict[str, dict]) -> bool:

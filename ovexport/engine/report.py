@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 _STATUS_STYLE = {
-    "ran": "green", "up to date": "dim", "will run": "yellow", "blocked": "red",
+    "ran": "green", "up to date": "dim", "cached": "cyan", "will run": "yellow", "blocked": "red",
 }
 
 
@@ -63,7 +63,7 @@ def summary_table(result: Any) -> Table:
     t.add_column("notes", overflow="fold")
     for r in result.rows:
         notes = format_metrics(r.metrics)
-        if r.status == "ran" and getattr(r, "reason", ""):
+        if r.status in ("ran", "cached") and getattr(r, "reason", ""):
             notes = f"{r.reason}; {notes}" if notes else r.reason
         t.add_row(r.name, _status(r.status), format_duration(r.duration_s),
                   format_bytes(r.peak_rss_bytes), notes)
@@ -83,3 +83,36 @@ def plan_table(rows: Iterable[Any]) -> Table:
         t.add_row(r.name, _status(r.status), ", ".join(r.consumes) or "-", r.produces,
                   (r.fingerprint or "")[:12] or "-", r.reason)
     return t
+
+
+def run_cache_table(cache: Any, verify_content: bool = False) -> tuple[Table, str]:
+    """The entries of a run cache (oldest first) and a one-line total.
+
+    Columns: step, fingerprint (10 hex), recipe that stored it, size, only here (bytes that deleting
+    the entry frees: not hard-linked from a recipe's artifacts), status (ok, or why the entry is
+    not trusted; ``verify_content`` re-hashes every file)."""
+    from .run_cache import OUT, usage
+
+    t = Table()
+    t.add_column("step", style="bold", no_wrap=True)
+    t.add_column("fingerprint", style="dim", no_wrap=True)
+    t.add_column("from recipe", overflow="fold")
+    t.add_column("size", justify="right", no_wrap=True)
+    t.add_column("only here", justify="right", no_wrap=True)
+    t.add_column("status", overflow="fold", min_width=6)
+    entries = cache.entries()
+    bad = 0
+    for d, meta in entries:
+        m = meta or {}
+        problem = cache.check(d, meta, content=verify_content)
+        bad += problem is not None
+        size, only = usage(d / OUT)
+        t.add_row(m.get("step", "?"), d.name[:10], str((m.get("origin") or {}).get("recipe") or "-"),
+                  format_bytes(size), format_bytes(only),
+                  Text("ok", style="green") if problem is None else Text(problem, style="red"))
+    size, only = usage(*(d / OUT for d, _ in entries))
+    total = (f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {cache.root}: "
+             f"{format_bytes(size)} linked, {format_bytes(only)} held only by the cache")
+    if bad:
+        total += f"; {bad} not trusted (deleted when next looked up)"
+    return t, total

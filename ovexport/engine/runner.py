@@ -11,6 +11,9 @@
 * ``force`` reruns steps even when up to date; their downstream steps rerun only if the new output
   digest differs (their fingerprints include the input digests).
 * ``Step.isolate`` steps run in a fresh ``spawn`` subprocess (memory isolation, exact peak RSS).
+* A step that is not up to date but whose fingerprint is in the run cache (``run_cache.py``: shared
+  by every recipe with the same output root) is not run: its output is restored by hard links
+  (status "cached"). A step that runs stores its output there. ``run_cache=False`` disables both.
 
 Peak memory (``peak_rss_bytes``):
 * isolated steps: the child's ``VmHWM`` from ``/proc/self/status`` (peak RSS of the child's own
@@ -47,6 +50,7 @@ from ..errors import OvexportError, PlanError
 from .atomic import atomic_dir, clean_stale_temps
 from .fingerprint import digest_dir, fingerprint, normalise, stat_matches
 from .lock import LOCK_NAME, Lock
+from .run_cache import CacheEntry, CacheUnusable, RunCache, for_recipe
 from .report import format_bytes, format_duration
 from .step import REGISTRY, Step, StepContext, StepRegistry, all_steps
 
@@ -62,7 +66,7 @@ class PlanRow:
     name: str
     produces: str
     consumes: tuple[str, ...]
-    status: str  # "up to date" | "will run" | "blocked"
+    status: str  # "up to date" | "cached" (in the run cache) | "will run" | "blocked"
     fingerprint: str | None
     reason: str
 
@@ -70,11 +74,11 @@ class PlanRow:
 @dataclass
 class RunRow:
     name: str
-    status: str  # "ran" | "up to date"
-    duration_s: float | None  # None when up to date
-    peak_rss_bytes: int | None  # None when up to date
+    status: str  # "ran" | "cached" (restored from the run cache) | "up to date"
+    duration_s: float | None  # None when up to date; the restore time when cached
+    peak_rss_bytes: int | None  # None when up to date or cached
     metrics: dict | None
-    reason: str = ""  # why it ran ("forced", "params changed: bits", ...)
+    reason: str = ""  # why it ran ("forced", "params changed: bits", ...) or where it came from
     produces: str = ""
     output: Path | None = None
     fingerprint: str = ""
@@ -86,6 +90,7 @@ class RunResult:
     artifacts: dict[str, Path] = field(default_factory=dict)
     work: Path | None = None
     lock_path: Path | None = None
+    run_cache: Path | None = None  # None when disabled
 
     def row(self, name: str) -> RunRow:
         for r in self.rows:
@@ -197,6 +202,20 @@ def _check_entry(entry: dict | None, fp: str, params: dict, inputs: dict, tools:
     return True, ""
 
 
+def _cache_of(run_cache: "RunCache | bool | None", recipe: Any) -> RunCache | None:
+    if isinstance(run_cache, RunCache):
+        return run_cache
+    return for_recipe(recipe) if run_cache else None
+
+
+def _cache_note(hit: CacheEntry) -> str:
+    o = hit.origin
+    who = f"recipe '{o['recipe']}'" if o.get("recipe") else str(hit.path)
+    took = hit.meta.get("duration_s")
+    return f"from run cache: {who}" + (f", ran in {format_duration(took)}" if took is not None
+                                        else "")
+
+
 def _resolve(step: Step, recipe: Any) -> tuple[dict, dict]:
     try:
         params = normalise(step.params(recipe))
@@ -210,7 +229,8 @@ def _resolve(step: Step, recipe: Any) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------- plan
 
 def plan(recipe: Any, registry: StepRegistry = REGISTRY, *, force: Iterable[str] = (),
-         until: str | None = None, console: Console | None = None) -> list[PlanRow]:
+         until: str | None = None, console: Console | None = None,
+         run_cache: "RunCache | bool | None" = True) -> list[PlanRow]:
     """What ``run()`` with the same arguments would do, without running anything.
 
     Steps after ``until`` are not listed. A step whose params()/tool_versions() raises an
@@ -225,6 +245,7 @@ def plan(recipe: Any, registry: StepRegistry = REGISTRY, *, force: Iterable[str]
             console.print(Text(f"warning: {lock.warning}", style="yellow"))
         else:
             warnings.warn(lock.warning, LockWarning, stacklevel=2)
+    cache = _cache_of(run_cache, recipe)
     producer: dict[str, str] = {}
     digests: dict[str, str | None] = {}  # None: produced by a step that will run
     blocked: set[str] = set()
@@ -260,9 +281,15 @@ def plan(recipe: Any, registry: StepRegistry = REGISTRY, *, force: Iterable[str]
                     else:
                         ok, row.reason = _check_entry(entry, row.fingerprint, params, inputs,
                                                       tools, out_path, work, lock)
+                    hit = None
+                    if not ok and cache is not None and s.run_cache and s.name not in forced:
+                        hit = cache.lookup(row.fingerprint, discard=False)
                     if ok:
                         row.status = "up to date"
                         digests[s.produces] = entry["output"]["digest"]
+                    elif hit is not None:
+                        row.status, row.reason = "cached", f"{row.reason}; {_cache_note(hit)}"
+                        digests[s.produces] = hit.digest
                     else:
                         digests[s.produces] = None
         if s.name == until:
@@ -273,15 +300,24 @@ def plan(recipe: Any, registry: StepRegistry = REGISTRY, *, force: Iterable[str]
 # --------------------------------------------------------------------------- run
 
 def run(recipe: Any, registry: StepRegistry = REGISTRY, force: Iterable[str] = (),
-        until: str | None = None, console: Console | None = None) -> RunResult:
+        until: str | None = None, console: Console | None = None,
+        run_cache: "RunCache | bool | None" = True) -> RunResult:
     """Run the recipe's steps in order (see module docstring). Raises the step's exception on
-    failure, after removing its temporary output and leaving its lock entry absent."""
+    failure, after removing its temporary output and leaving its lock entry absent.
+
+    ``run_cache``: True = the run cache of the recipe's output root (or ``$OVEXPORT_RUN_CACHE``),
+    a :class:`RunCache` = that one, False/None = none. Forced steps always run."""
     console = console or Console()
     steps = validate(recipe, registry)
     forced = _check_selection(recipe, force, until)
     work = work_dir(recipe)
     work.mkdir(parents=True, exist_ok=True)
-    result = RunResult(work=work, lock_path=work / LOCK_NAME)
+    cache = _cache_of(run_cache, recipe)
+    result = RunResult(work=work, lock_path=work / LOCK_NAME,
+                       run_cache=cache.root if cache is not None else None)
+
+    def warn(msg: str) -> None:
+        console.print(Text(f"warning: {msg}", style="yellow"))
     with _exclusive(work, recipe):
         for d in {work, *(s.output_path(recipe, work).parent for s in steps)}:
             clean_stale_temps(d)
@@ -309,12 +345,28 @@ def run(recipe: Any, registry: StepRegistry = REGISTRY, force: Iterable[str] = (
                 result.rows.append(RunRow(s.name, "up to date", None, None, entry.get("metrics"),
                                           "", s.produces, out_path, fp))
             else:
-                entry = _execute(s, recipe, inputs, in_digests, params, tools, fp, out_path,
-                                 work, lock, reason, console)
-                digests[s.produces] = entry["output"]["digest"]
-                result.rows.append(RunRow(s.name, "ran", entry["duration_s"],
-                                          entry["peak_rss_bytes"], entry["metrics"], reason,
-                                          s.produces, out_path, fp))
+                use_cache = cache is not None and s.run_cache and s.name not in forced
+                hit = cache.lookup(fp, warn=warn) if use_cache else None
+                restored = None
+                if hit is not None:
+                    restored = _restore(s, cache, hit, params, in_digests, tools, fp,
+                                        out_path, work, lock, console, warn)
+                if restored is not None:
+                    entry, took = restored
+                    digests[s.produces] = entry["output"]["digest"]
+                    result.rows.append(RunRow(s.name, "cached", took, None, entry["metrics"],
+                                              _cache_note(hit), s.produces, out_path, fp))
+                else:
+                    entry = _execute(s, recipe, inputs, in_digests, params, tools, fp, out_path,
+                                     work, lock, reason, console)
+                    digests[s.produces] = entry["output"]["digest"]
+                    result.rows.append(RunRow(s.name, "ran", entry["duration_s"],
+                                              entry["peak_rss_bytes"], entry["metrics"], reason,
+                                              s.produces, out_path, fp))
+                    if cache is not None and s.run_cache:
+                        cache.store(fp, s.name, out_path, entry,
+                                    {"recipe": getattr(recipe, "name", None),
+                                     "output": str(out_path)}, warn=warn)
             result.artifacts[s.produces] = out_path
             if s.name == until:
                 break
@@ -362,6 +414,45 @@ def _execute(s: Step, recipe: Any, inputs: dict[str, Path], in_digests: dict[str
     console.print(Text.assemble("✓ ", (s.name, "bold"),
                                 f"  {format_duration(duration)}  {format_bytes(peak)}"))
     return entry
+
+
+def _restore(s: Step, cache: RunCache, hit: CacheEntry, params: dict,
+             in_digests: dict[str, str], tools: dict, fp: str, out_path: Path, work: Path,
+             lock: Lock, console: Console, warn: Any) -> tuple[dict, float] | None:
+    """Materialise a run-cache entry as the step's output and record it in the lock, as if the
+    step had run (same fingerprint, digest and metrics). None when it cannot be restored."""
+    if lock.remove(s.name) or lock.warning:
+        lock.save()  # as in _execute: nothing trusts the old output from here on
+    t0 = time.monotonic()
+    try:
+        cache.restore(hit, out_path)
+    except CacheUnusable as e:
+        warn(f"cannot restore step '{s.name}' from the run cache ({e}); running it")
+        return None
+    took = time.monotonic() - t0
+    meta = hit.meta
+    entry = {
+        "fingerprint": fp,
+        "params": params,
+        "inputs": in_digests,
+        "tools": tools,
+        "output": {"path": os.path.relpath(out_path, work), "digest": hit.digest,
+                   "files": hit.files},
+        "metrics": meta.get("metrics"),
+        "finished_at": meta.get("finished_at"),
+        "duration_s": meta.get("duration_s"),
+        "peak_rss_bytes": meta.get("peak_rss_bytes"),
+        "run_cache": {"entry": str(hit.path), "origin": hit.origin,
+                      "restored_at": _dt.datetime.now(_dt.timezone.utc).isoformat(
+                          timespec="seconds"),
+                      "restore_s": round(took, 3)},
+    }
+    lock.set(s.name, entry)
+    lock.save()
+    console.print(Text.assemble("↺ ", (s.name, "bold"),
+                                (f"  {_cache_note(hit)}; restored in {format_duration(took)}",
+                                 "dim")))
+    return entry, took
 
 
 def _check_metrics(name: str, metrics: Any) -> dict | None:

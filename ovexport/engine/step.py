@@ -74,7 +74,9 @@ class Step:
     Class attributes: ``name``, ``consumes`` (required artifacts), ``optional`` (artifacts used when
     an earlier step of the recipe produces them), ``produces`` (exactly one artifact), ``isolate``
     (run in a fresh ``spawn`` subprocess: memory isolation and exact peak RSS; the class must then be
-    importable at module level).
+    importable at module level), ``run_cache`` (False for a step whose output is not a pure function
+    of its fingerprint, e.g. one that reads the lock or stamps the time: it is never shared through
+    the run cache).
     """
 
     name: ClassVar[str]
@@ -82,6 +84,7 @@ class Step:
     optional: ClassVar[tuple[str, ...]] = ()
     produces: ClassVar[str]
     isolate: ClassVar[bool] = True
+    run_cache: ClassVar[bool] = True
     # modules an isolated step imports anyway (e.g. "torch", "openvino"): imported once in the fork
     # server that isolated steps are forked from, instead of once per step. They must not read the
     # environment at import time (the server keeps the environment it started with; steps get the

@@ -26,6 +26,7 @@ class Package(Step):
     optional = ("validation",)
     produces = "bundle"
     isolate = False
+    run_cache = False  # reads the lock and stamps created_at: not a pure function of its fingerprint
 
     def params(self, recipe) -> dict:
         return {"recipe": resolved_dict(recipe)}

@@ -25,7 +25,7 @@ def ovexport(*args: str, env: dict | None = None):
 
 
 def rows(output: str) -> dict[str, str]:
-    """step -> 'ran' | 'up to date' from the engine's one-line-per-step log."""
+    """step -> 'ran' | 'up to date' | 'cached' from the engine's one-line-per-step log."""
     out = {}
     for line in output.splitlines():
         line = line.strip()
@@ -33,6 +33,8 @@ def rows(output: str) -> dict[str, str]:
             out[line.split()[1]] = "ran"
         elif line.startswith("= "):
             out[line.split()[1]] = "up to date"
+        elif line.startswith("↺ "):
+            out[line.split()[1]] = "cached"
     return out
 
 
@@ -124,6 +126,47 @@ def test_plan_shows_up_to_date_steps(int4_root):
     r = ovexport("plan", INT4, "--set", f"output.root={int4_root}")
     assert r.exit_code == 0, r.output
     assert "convert_llm" in r.output
+
+
+def test_pipeline_of_two_recipes_sharing_a_checkpoint_converts_it_once(int4_root, tmp_path):
+    """Issue 8: the run cache. A second recipe that differs only in compression takes download and the
+    conversions from the run cache the first one filled (no conversion runs), and builds a valid bundle."""
+    from ovexport.bundle.manifest import verify_files
+
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(Path(INT4).read_text().replace("name: tiny-minicpmv2-int4", "name: tiny-variant")
+                       .replace("    ratio: 0.6", "    ratio: 0.4"))
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(f"recipes:\n  - {INT4}\n  - variant.yaml\n")
+    plan = ovexport("plan", str(variant), "--set", f"output.root={int4_root}")
+    assert plan.exit_code == 0 and "cached" in plan.output, plan.output
+    r = ovexport("run", str(pipeline), "--set", f"output.root={int4_root}")
+    assert r.exit_code == 0, r.output
+    second = r.output[r.output.index("tiny-variant"):]
+    upstream = ("download", "convert_text_embeddings", "convert_llm", "make_stateful", "convert_image_encoder")
+    assert rows(second) == {**{s: "cached" for s in upstream},
+                            "compress": "ran", "validate": "ran", "package": "ran"}, r.output
+    assert "from run cache: recipe 'tiny-minicpmv2-int4'" in second
+    first = rows(r.output[:r.output.index("tiny-variant")])
+    assert not [s for s in upstream if first.get(s) == "ran"], r.output
+
+    bundle = int4_root / "tiny-variant" / "0.1.0"
+    verify_files(bundle)
+    m = json.loads((bundle / "manifest.json").read_text())
+    ref = json.loads((int4_root / "tiny-minicpmv2-int4" / "0.1.0" / "manifest.json").read_text())
+    assert m["validation"]["passed"] is True and m["recipe"]["compression"]["llm"]["ratio"] == 0.4
+    assert m["source"]["checkpoint_digest"] == ref["source"]["checkpoint_digest"]
+    assert {s: m["steps"][s] for s in upstream} == {s: ref["steps"][s] for s in upstream}
+    assert m["compression"] != ref["compression"]
+    # the variant's IRs are hard links of the cache's, not copies
+    work_ir = int4_root / ".work" / "tiny-variant" / "llm_stateful_ir" / "openvino_language_model.bin"
+    assert work_ir.stat().st_nlink >= 3
+
+    info = ovexport("cache", "info", "--root", str(int4_root), env={"COLUMNS": "200"})
+    assert info.exit_code == 0 and "convert_llm" in info.output and "tiny-variant" in info.output, info.output
+    again = ovexport("plan", str(variant), "--set", f"output.root={int4_root}", "--set", "name=tiny-other",
+                     "--no-run-cache")
+    assert again.exit_code == 0 and "cached" not in again.output, again.output
 
 
 def test_fp32_bundle_matches_pytorch_logits_and_greedy_tokens(tmp_path):

@@ -166,6 +166,9 @@ def test_exception_in_step_leaves_no_output_no_lock_entry_no_temp(tmp_path, reg)
     assert (work / "art_b" / "sub" / "b.txt").exists()
     assert "b" not in Lock.for_work(work).steps
     res, _ = go(make_recipe(tmp_path, ABC), reg)
+    # b's untrusted output is replaced by the verified one the run cache kept from the good run
+    assert statuses(res) == {"a": "up to date", "b": "cached", "c": "up to date"}
+    res, _ = go(make_recipe(tmp_path, ABC), reg, force=["b"], run_cache=False)
     assert statuses(res) == {"a": "up to date", "b": "ran", "c": "up to date"}
 
 
@@ -183,11 +186,13 @@ def test_tampered_output_reruns(tmp_path, reg):
     (work_of(tmp_path) / "art_c" / "extra").write_text("x")
     import shutil
     shutil.rmtree(work_of(tmp_path) / "art_a")
-    rows = plan(r, reg)
+    rows = plan(r, reg, run_cache=False)
     assert [(x.status, x.reason) for x in rows] == [("will run", "output missing"),
                                                     ("will run", "after 'a' (rechecked then)"),
                                                     ("will run", "after 'b' (rechecked then)")]
-    res, _ = go(r, reg)
+    # the run cache still holds a's and c's outputs (hard links: deleting the artifact keeps them)
+    assert [x.status for x in plan(r, reg)] == ["cached", "up to date", "cached"]
+    res, _ = go(r, reg, run_cache=False)
     assert statuses(res) == {"a": "ran", "b": "up to date", "c": "ran"}
 
 
@@ -197,10 +202,10 @@ def test_corrupt_lock_file_reruns_everything_with_warning(tmp_path, reg):
     lock_path = work_of(tmp_path) / LOCK_NAME
     lock_path.write_text('{"version": 1, "steps": {"a": ')
     with pytest.warns(UserWarning, match="corrupt lock file"):
-        rows = plan(r, reg)
+        rows = plan(r, reg, run_cache=False)
     assert [x.status for x in rows] == ["will run"] * 3
     assert rows[0].reason == "lock file unreadable"
-    res, out = go(r, reg)
+    res, out = go(r, reg, run_cache=False)
     assert "warning: ignoring corrupt lock file" in out
     assert statuses(res) == {"a": "ran", "b": "ran", "c": "ran"}
     assert list(lock_path.parent.glob(LOCK_NAME + ".corrupt-*"))  # kept for inspection
