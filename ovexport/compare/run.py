@@ -254,19 +254,12 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
     scored = []
     for i, (v, recipe) in enumerate(loaded, 1):
         console.rule(f"[bold]variant {i}/{len(loaded)}[/]: {v.label}")
-        res = runner.run(recipe, until="compress", console=console, **_run_cache_kw(runner, run_cache))
+        res = runner.run(recipe, until="compress", console=console, run_cache=run_cache)
         ckpt, ir_dir = res.artifacts["checkpoint"], res.artifacts["compressed_ir"]
         cmp.prepare(family_for(ckpt), ckpt)
         scored.append(cmp.score(recipe.name, v.label, ir_dir, ckpt, res.row("compress").fingerprint, v.overrides))
     title = f"ovexport compare {Path(recipe_path).name}: {len(scored)} variants on {cmp.evalset.name}"
     return cmp.finish(title, Path(recipe_path).name, scored)
-
-
-def _run_cache_kw(runner, enabled: bool) -> dict[str, Any]:
-    """Pass the run-cache switch to engines that have one."""
-    import inspect
-
-    return {"run_cache": enabled} if "run_cache" in inspect.signature(runner.run).parameters else {}
 
 
 def compare_bundles(bundles: Sequence[str], checkpoint: str | None, opts: EvalOptions,
