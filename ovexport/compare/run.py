@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -240,7 +239,7 @@ class Comparison:
 def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Sequence[Variant], opts: EvalOptions,
                    console: Console | None = None, run_cache: bool = True) -> dict:
     """Build each variant through the step engine up to ``compress`` and score it."""
-    import ovexport.steps  # noqa: F401  (registers the steps)
+    import ovexport.steps  # noqa: F401 - registers the steps
     from ovexport.engine import runner
     from ovexport.models.registry import family_for
 
