@@ -35,7 +35,7 @@ TRAINED_OVERRIDES: dict = {"query_num": 16, "scale_resolution": 112}
 @dataclass(frozen=True)
 class TrainSettings:
     steps: int = 2400
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.01
