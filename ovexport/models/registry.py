@@ -24,6 +24,7 @@ class ModelFamily:
     reference: Callable[..., Any]               # (ckpt) -> PyTorch reference (validators, tests)
     synth_sources: tuple[str, ...] = ()         # files (relative to the ovexport package) a synthetic
                                                 # checkpoint depends on: its fingerprint hashes them
+    synthetic_sizes: tuple[str, ...] = ()       # what ``synthetic://<size>`` may name for this family
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -45,6 +46,11 @@ def _load_builtin() -> None:
 def families() -> dict[str, ModelFamily]:
     _load_builtin()
     return dict(_FAMILIES)
+
+
+def synthetic_sizes() -> tuple[str, ...]:
+    """Every ``synthetic://<size>`` some family can write, in registration order."""
+    return tuple(dict.fromkeys(s for fam in families().values() for s in fam.synthetic_sizes))
 
 
 def get_family(name: str) -> ModelFamily:

@@ -14,7 +14,6 @@ from typing import Literal
 from urllib.parse import parse_qsl
 
 SourceKind = Literal["hf", "local", "synthetic"]
-SYNTHETIC_SIZES = ("tiny", "full")
 HF_EXAMPLE = "hf://openbmb/MiniCPM-V-2@187851962daa9b63072d40ec802f597b71bff532"
 
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{40}$")
@@ -31,7 +30,7 @@ class Source:
     repo_id: str | None = None      # hf
     revision: str | None = None     # hf: 40-hex commit sha, lower case
     path: Path | None = None        # local: absolute when a base_dir was given or the path was absolute
-    size: str | None = None         # synthetic: "tiny" | "full"
+    size: str | None = None         # synthetic: a size some model family writes ("tiny", "tiny-trained", "full")
     seed: int | None = None         # synthetic: >= 0
 
     @property
@@ -52,7 +51,8 @@ def parse_source(s: str, base_dir: Path | str | None = None) -> Source:
 
     - ``hf://<owner>/<name>@<40-hex commit>``: the revision is required and must be a commit sha (a branch or
       tag can move, and a recipe must build the same thing every time).
-    - ``synthetic://tiny`` / ``synthetic://full`` with optional ``?seed=<int >= 0>`` (default 0).
+    - ``synthetic://<size>`` with optional ``?seed=<int >= 0>`` (default 0); the sizes are those the model
+      families declare (``tiny``, ``tiny-trained``, ``full``).
     - anything else without a ``scheme://`` is a local directory: absolute, or relative to ``base_dir``
       (the recipe file's directory) when given, otherwise kept relative. ``~`` is expanded.
     """
@@ -72,7 +72,13 @@ def parse_source(s: str, base_dir: Path | str | None = None) -> Source:
         return _parse_synthetic(text, rest)
     raise ValueError(
         f"unknown source scheme '{m.group(1)}://' in {text!r}; use hf://<owner>/<name>@<commit sha>, "
-        "synthetic://tiny|full?seed=N, or a local directory path")
+        f"synthetic://{'|'.join(synthetic_sizes())}?seed=N, or a local directory path")
+
+
+def synthetic_sizes() -> tuple[str, ...]:
+    """The sizes the registered model families can synthesise (asked, not hard-coded)."""
+    from ovexport.models.registry import synthetic_sizes as family_sizes
+    return family_sizes()
 
 
 def _parse_hf(text: str, rest: str) -> Source:
@@ -94,9 +100,10 @@ def _parse_hf(text: str, rest: str) -> Source:
 def _parse_synthetic(text: str, rest: str) -> Source:
     size, _, query = rest.partition("?")
     size = size.strip("/")
-    if size not in SYNTHETIC_SIZES:
+    sizes = synthetic_sizes()
+    if size not in sizes:
         raise ValueError(f"unknown synthetic size {size!r} in {text!r}; use one of "
-                         + ", ".join(f"synthetic://{x}" for x in SYNTHETIC_SIZES))
+                         + ", ".join(f"synthetic://{x}" for x in sizes))
     seed = 0
     if query:
         try:

@@ -1,9 +1,10 @@
-"""Shared session fixtures of the integration tests: a tiny synthetic checkpoint and its IRs.
+"""Shared session fixtures of the integration tests: tiny synthetic checkpoints (random and trained) and IRs.
 
 - ``tiny_checkpoint``: ``synthetic://tiny?seed=0`` written once per session;
 - ``tiny_irs_fp32``: a directory with the three IRs exported in fp32 (the LLM made stateful), as the
   ``compressed_ir`` artifact of a recipe without compression;
-- ``tiny_irs_int4``: the same with the LLM compressed int4_sym, group 16, ratio 0.6 (tiny-minicpmv2-int4).
+- ``tiny_irs_int4``: the same with the LLM compressed int4_sym, group 16, ratio 0.6 (tiny-minicpmv2-int4);
+- ``trained_checkpoint``: ``synthetic://tiny-trained?seed=0``, trained on a generated VQA task (cached).
 
 Tests must not modify these directories: copy them first (``shutil.copytree``).
 """
@@ -70,3 +71,16 @@ def tiny_irs_int4(tmp_path_factory, tiny_irs_fp32) -> Path:
     model = compress_model(model, INT4_POLICY)
     save_ir(model, out, LANGUAGE_MODEL)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    """``synthetic://tiny-trained?seed=0``: the tiny model trained on the generated VQA task, with its held-out
+    questions in ``heldout/questions.jsonl`` + ``heldout/images/``. Trained once (a few minutes) into the
+    cache ($OVEXPORT_CACHE, default ~/.cache/ovexport, keyed by the code that decides its bytes), so
+    ``ovexport run`` on the tiny-trained recipes and later sessions reuse it."""
+    from ovexport.models.registry import get_family
+
+    ckpt = tmp_path_factory.mktemp("trained-ckpt") / "ckpt"
+    get_family("minicpmv2").write_synthetic(ckpt, size="tiny-trained", seed=0)
+    return ckpt

@@ -17,7 +17,8 @@ SHA = "187851962daa9b63072d40ec802f597b71bff532"
 def test_recipes_are_shipped():
     assert {p.name for p in RECIPES} >= {
         "minicpmv2-int4.yaml", "minicpmv2-int8.yaml", "minicpmv2-fp16.yaml",
-        "tiny-minicpmv2-int4.yaml", "tiny-minicpmv2-int8.yaml", "tiny-minicpmv2-fp32.yaml"}
+        "tiny-minicpmv2-int4.yaml", "tiny-minicpmv2-int8.yaml", "tiny-minicpmv2-fp32.yaml",
+        "tiny-trained-minicpmv2-fp32.yaml", "tiny-trained-minicpmv2-int4.yaml"}
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
@@ -28,7 +29,11 @@ def test_shipped_recipe_is_valid(path):
     assert r.description
     assert r.output.root == Path("dist")
     assert r.validation.inference_precision == "f32" and r.validation.kv_cache_precision == "f32"
-    if r.name.startswith("tiny-"):
+    if r.name.startswith("tiny-trained-"):
+        assert r.version == "0.1.0"
+        assert r.source_spec.uri == "synthetic://tiny-trained?seed=0"
+        assert r.export.weight_dtype == "fp32"
+    elif r.name.startswith("tiny-"):
         assert r.version == "0.1.0"
         assert r.source_spec.uri == "synthetic://tiny?seed=0"
         assert r.export.weight_dtype == "fp32"
@@ -82,6 +87,17 @@ def test_tiny_recipes():
         0.0, 1e-4, 0.99999, 1e-3, 1.0, 1.0)
     r8 = load_recipe(ROOT / "recipes/tiny-minicpmv2-int8.yaml")
     assert r8.compression.llm.mode.startswith("int8")
+
+
+def test_tiny_trained_recipes_gate_end_to_end_and_random_tiny_ones_do_not():
+    """Greedy answers of a trained model mean something; those of random weights diverge under any change."""
+    r32 = load_recipe(ROOT / "recipes/tiny-trained-minicpmv2-fp32.yaml")
+    assert not r32.compression.enabled
+    assert r32.validation.thresholds.end_to_end.min_token_agreement == 1.0
+    r4 = load_recipe(ROOT / "recipes/tiny-trained-minicpmv2-int4.yaml")
+    assert r4.compression.llm.mode == "int4_sym"
+    assert r4.validation.thresholds.end_to_end.min_token_agreement is not None
+    assert load_recipe(ROOT / "recipes/tiny-minicpmv2-int4.yaml").validation.thresholds.end_to_end.min_token_agreement is None
 
 
 def test_pipeline_yaml():

@@ -32,6 +32,9 @@ def _part_specs(ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 
 
 
 def _write_synthetic(out: Path, size: str = "tiny", seed: int = 0, progress=None) -> Path:
+    if size == "tiny-trained":
+        from .trained.build import write_trained_checkpoint
+        return write_trained_checkpoint(out, seed=seed, progress=progress)
     from .synth import write_synthetic_checkpoint
     return write_synthetic_checkpoint(out, size=size, seed=seed, progress=progress)
 
@@ -49,7 +52,12 @@ def _reference(ckpt: Path, **kw):
 FAMILY = register_family(ModelFamily(
     name="minicpmv2", matches=_matches, part_specs=_part_specs, write_synthetic=_write_synthetic,
     bundle_files=BUNDLE_FILES, runtime=_runtime, reference=_reference,
-    # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes
+    # tiny: random weights, a few MB; tiny-trained: trained on a generated VQA task (trained/), cached;
+    # full: the real shapes
+    synthetic_sizes=("tiny", "tiny-trained", "full"),
+    # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes, and
+    # for tiny-trained the trainer, the task and the prompt/slicing code the examples go through
     synth_sources=tuple(f"models/minicpmv2/{f}.py" for f in (
-        "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler")) + ("synthetic",),
+        "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "prompt", "slicing",
+        "tokenizer")) + ("models/minicpmv2/trained", "synthetic"),
 ))

@@ -104,11 +104,23 @@ def write_synthetic_checkpoint(out: Path, size: str = "tiny", seed: int = 0,
                                progress: Callable[[int, int], None] | None = None,
                                max_shard_bytes: int = 4 * 1024 ** 3) -> Path:
     """Write a synthetic checkpoint into ``out`` (created). ``progress(done_params, total_params)``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg_dict = synthetic_config(size, seed)
     config = MiniCPMV2Config.from_dict(cfg_dict)
     dtype = torch.float32 if size == "tiny" else torch.bfloat16
+    return write_checkpoint(out, cfg_dict, lambda name, shape: _init(name, shape, seed, config), dtype,
+                            seed=seed, progress=progress, max_shard_bytes=max_shard_bytes)
+
+
+def write_checkpoint(out: Path, cfg_dict: dict, make: Callable[[str, tuple[int, ...]], torch.Tensor],
+                     dtype: torch.dtype, seed: int = 0, tokenizer_words: tuple[str, ...] = (),
+                     progress: Callable[[int, int], None] | None = None,
+                     max_shard_bytes: int = 4 * 1024 ** 3) -> Path:
+    """The openbmb layout: sharded safetensors + index, config.json, generation_config.json and the
+    tokenizer files. ``make(name, shape)`` gives each tensor (random or trained)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_dict = dict(cfg_dict)
+    config = MiniCPMV2Config.from_dict(cfg_dict)
     shapes = _meta_shapes(config)
     names = sorted(shapes)                        # the real index is sorted by name, too
 
@@ -134,8 +146,7 @@ def write_synthetic_checkpoint(out: Path, size: str = "tiny", seed: int = 0,
     total_bytes = 0
     for i, shard_names in enumerate(shards, 1):
         fname = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        total_bytes += write_shard(out / fname, [(n, shapes[n]) for n in shard_names], dtype,
-                                   lambda name, shape: _init(name, shape, seed, config), on_tensor=tick)
+        total_bytes += write_shard(out / fname, [(n, shapes[n]) for n in shard_names], dtype, make, on_tensor=tick)
         weight_map.update({n: fname for n in shard_names})
     (out / INDEX).write_text(json.dumps({"metadata": {"total_size": total_bytes}, "weight_map": weight_map}, indent=2))
     if dtype == torch.float32:
@@ -143,5 +154,5 @@ def write_synthetic_checkpoint(out: Path, size: str = "tiny", seed: int = 0,
     (out / "config.json").write_text(json.dumps(cfg_dict, indent=2, ensure_ascii=False))
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2))
     from .synth_tokenizer import write_tokenizer
-    write_tokenizer(out, vocab_size=config.vocab_size, seed=seed)
+    write_tokenizer(out, vocab_size=config.vocab_size, seed=seed, words=tokenizer_words)
     return out

@@ -121,11 +121,11 @@ def _unique(seq):
     return out
 
 
-def _merge_pieces() -> list[str]:
+def _merge_pieces(words: tuple[str, ...] = ()) -> list[str]:
     """Multi-character pieces in priority order; every piece's prefix chain comes before it, so BPE can
-    reach it by pairwise merges."""
+    reach it by pairwise merges. ``words`` come first (a task's vocabulary, kept whole in small vocabularies)."""
     out: list[str] = []
-    for w in _WORDS:
+    for w in (*words, *_WORDS):
         w = SPACE + w
         out.extend(w[:k] for k in range(2, len(w) + 1))
     for s in _SUBWORDS:
@@ -133,8 +133,9 @@ def _merge_pieces() -> list[str]:
     return _unique(out)
 
 
-def build_model_proto(vocab_size: int, seed: int = 0):
-    """The ``sentencepiece_model_pb2.ModelProto`` of the synthetic tokenizer (see the module docstring)."""
+def build_model_proto(vocab_size: int, seed: int = 0, words: tuple[str, ...] = ()):
+    """The ``sentencepiece_model_pb2.ModelProto`` of the synthetic tokenizer (see the module docstring);
+    ``words`` become whole pieces before the built-in English words."""
     from sentencepiece import sentencepiece_model_pb2 as pb
 
     if vocab_size < MIN_VOCAB_SIZE:
@@ -163,7 +164,7 @@ def build_model_proto(vocab_size: int, seed: int = 0):
 
     # single characters: low scores (they are never merge results)
     chars = [SPACE] + [chr(c) for c in range(0x21, 0x7F)]
-    merges = _merge_pieces()
+    merges = _merge_pieces(tuple(words))
     cjk = [c for c in _unique(_CJK) if c not in chars]
     budget = vocab_size - FIRST_NORMAL_ID - len(chars)
     n_merges = min(len(merges), budget // 2)
@@ -204,12 +205,12 @@ def build_model_proto(vocab_size: int, seed: int = 0):
     return m
 
 
-def write_tokenizer(out_dir: Path, vocab_size: int, seed: int = 0) -> Path:
+def write_tokenizer(out_dir: Path, vocab_size: int, seed: int = 0, words: tuple[str, ...] = ()) -> Path:
     """Write ``tokenizer.model``, ``tokenizer_config.json`` and ``special_tokens_map.json`` into
     ``out_dir`` (created if needed). Returns the path of ``tokenizer.model``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model_proto(vocab_size, seed)
+    model = build_model_proto(vocab_size, seed, words)
     path = out_dir / "tokenizer.model"
     path.write_bytes(model.SerializeToString())
     (out_dir / "tokenizer_config.json").write_text(

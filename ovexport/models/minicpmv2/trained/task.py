@@ -1,0 +1,219 @@
+"""A generated visual question-answering task for the tiny trained MiniCPM-V-2.
+
+Scenes on varied backgrounds (flat grey, two-tone gradient, noise, stripes), at sizes MiniCPM-V-2's slicer
+leaves whole (area <= ``scale_resolution``**2) and at sizes it slices. Questions and their short answers:
+
+- colour:   "What color is the shape?"         -> red | green | blue | yellow | purple | orange
+- shape:    "What shape is it?"                -> circle | square | triangle | star
+- position: "Where is the shape?"              -> top left | top right | bottom left | bottom right
+- count:    "How many shapes are there?"       -> 1 .. 5
+- word:     "What word is written?"            -> one of ``WORDS``
+
+A sample is drawn from its own ``random.Random``, so a stream is deterministic for a seed. Every sample
+has a ``key`` (the full description of its scene and question); the training stream skips the keys of
+the held-out set, so the held-out questions are never trained on.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["Sample", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
+           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout"]
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30), "green": (30, 165, 50), "blue": (35, 70, 225),
+    "yellow": (240, 215, 25), "purple": (135, 45, 185), "orange": (250, 135, 20),
+}
+SHAPES = ("circle", "square", "triangle", "star")
+POSITIONS = ("top left", "top right", "bottom left", "bottom right")
+WORDS = ("cat", "dog", "sun", "car", "tree", "book", "fish", "milk")
+MAX_COUNT = 5
+QUESTIONS = {
+    "color": "What color is the shape?",
+    "shape": "What shape is it?",
+    "position": "Where is the shape?",
+    "count": "How many shapes are there?",
+    "word": "What word is written?",
+}
+KINDS = tuple(QUESTIONS)
+# (width, height) at scale_resolution 112: the small ones are not sliced, the large ones are (2x1 .. 3x2 grids)
+SMALL_SIZES = ((112, 112), (98, 112), (112, 84), (84, 84), (70, 98), (112, 70), (96, 96))
+LARGE_SIZES = ((224, 224), (224, 112), (112, 224), (280, 168), (196, 196), (252, 140))
+# words the tokenizer should hold as whole pieces (answers and questions)
+TASK_WORDS = tuple(sorted({*COLORS, *SHAPES, *WORDS, "top", "bottom", "left", "right",
+                           *" ".join(QUESTIONS.values()).replace("?", "").split()}))
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Image.Image
+    question: str
+    answer: str
+    key: str          # the scene and question, canonically: equal keys = the same sample
+
+    @property
+    def sliced_size(self) -> bool:
+        return self.image.size in LARGE_SIZES
+
+
+# ------------------------------------------------------------------------------------------ drawing
+def _background(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, list]:
+    """Low-saturation backgrounds, so a colour name always means the object's colour."""
+    w, h = size
+    kind = rng.choice(("flat", "gradient", "noise", "stripes"))
+    g1, g2 = rng.randint(40, 215), rng.randint(40, 215)
+    tint = [rng.randint(-12, 12) for _ in range(3)]
+
+    def grey(v: int) -> tuple[int, int, int]:
+        return tuple(max(0, min(255, v + t)) for t in tint)
+
+    img = Image.new("RGB", size, grey(g1))
+    d = ImageDraw.Draw(img)
+    params: list = [kind, g1, g2, tint]
+    if kind == "gradient":
+        vertical = rng.random() < 0.5
+        n = h if vertical else w
+        for i in range(n):
+            c = grey(round(g1 + (g2 - g1) * i / max(1, n - 1)))
+            d.line([(0, i), (w, i)] if vertical else [(i, 0), (i, h)], fill=c)
+        params.append(vertical)
+    elif kind == "noise":
+        seed = rng.getrandbits(32)
+        amp = rng.randint(10, 35)
+        noise = np.random.default_rng(seed).integers(-amp, amp + 1, size=(h, w, 1))
+        base = np.array(grey(g1), dtype=np.int64)
+        img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
+        params += [seed, amp]
+    elif kind == "stripes":
+        period = rng.randint(6, 16)
+        for x in range(0, w + h, period * 2):
+            d.polygon([(x, 0), (x + period, 0), (x + period - h, h), (x - h, h)], fill=grey(g2))
+        params.append(period)
+    return img, params
+
+
+def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    import math
+    pts = []
+    for k in range(10):
+        rr = r if k % 2 == 0 else r * 0.45
+        a = -math.pi / 2 + k * math.pi / 5
+        pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+    return pts
+
+
+def _draw_shape(d: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
+    if shape == "circle":
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "square":
+        s = r * 0.88
+        d.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    elif shape == "triangle":
+        d.polygon([(cx, cy - r), (cx + r * 1.05, cy + r * 0.85), (cx - r * 1.05, cy + r * 0.85)], fill=fill)
+    elif shape == "star":
+        d.polygon(_star(cx, cy, r * 1.15), fill=fill)
+    else:
+        raise ValueError(shape)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+# ------------------------------------------------------------------------------------------ samples
+def sample(rng: random.Random, kind: str | None = None, large: bool | None = None) -> Sample:
+    """One sample; ``kind`` and ``large`` (sliced image size) are drawn from ``rng`` when None."""
+    kind = kind or rng.choice(KINDS)
+    if large is None:
+        large = rng.random() < 0.5
+    size = rng.choice(LARGE_SIZES if large else SMALL_SIZES)
+    w, h = size
+    img, bg = _background(rng, size)
+    d = ImageDraw.Draw(img)
+    m = min(w, h)
+    if kind in ("color", "shape", "position"):
+        shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
+        q = rng.randrange(4)
+        r = m * rng.uniform(0.13, 0.2)
+        # the centre well inside its quadrant
+        cx = (w / 2) * (q % 2) + rng.uniform(r + 0.05 * w, w / 2 - r - 0.02 * w)
+        cy = (h / 2) * (q // 2) + rng.uniform(r + 0.05 * h, h / 2 - r - 0.02 * h)
+        _draw_shape(d, shape, cx, cy, r, COLORS[color])
+        answer = {"color": color, "shape": shape, "position": POSITIONS[q]}[kind]
+        scene = ["one", shape, color, q, round(cx, 3), round(cy, 3), round(r, 3)]
+    elif kind == "count":
+        n = rng.randint(1, MAX_COUNT)
+        shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
+        r = m * rng.uniform(0.08, 0.11)
+        placed: list[tuple[float, float]] = []
+        while len(placed) < n:   # rejection sampling: shapes apart by at least 2.6 r
+            cx, cy = rng.uniform(1.3 * r, w - 1.3 * r), rng.uniform(1.3 * r, h - 1.3 * r)
+            if all((cx - x) ** 2 + (cy - y) ** 2 > (2.6 * r) ** 2 for x, y in placed):
+                placed.append((cx, cy))
+        for cx, cy in placed:
+            _draw_shape(d, shape, cx, cy, r, COLORS[color])
+        answer = str(n)
+        scene = ["many", shape, color, [(round(x, 3), round(y, 3)) for x, y in placed], round(r, 3)]
+    elif kind == "word":
+        word = rng.choice(WORDS)
+        fsize = max(10, int(m * rng.uniform(0.28, 0.36)))
+        font = _font(fsize)
+        left, top, right, bottom = d.textbbox((0, 0), word, font=font)
+        tw, th = right - left, bottom - top
+        x = rng.uniform(0.04 * w, max(0.04 * w, w - tw - 0.04 * w)) - left
+        y = rng.uniform(0.04 * h, max(0.04 * h, h - th - 0.04 * h)) - top
+        ink = (15, 15, 15) if bg[1] >= 128 else (245, 245, 245)   # contrast with the background
+        d.text((x, y), word, fill=ink, font=font)
+        answer = word
+        scene = ["word", word, fsize, round(x, 3), round(y, 3)]
+    else:
+        raise ValueError(f"unknown question kind {kind!r}")
+    question = QUESTIONS[kind]
+    key = json.dumps([kind, list(size), bg, scene, question], separators=(",", ":"))
+    return Sample(image=img, question=question, answer=answer, key=key)
+
+
+def heldout_samples(seed: int, n: int = 150) -> list[Sample]:
+    """``n`` held-out samples: every kind, half small (unsliced) and half large (sliced) images, in turn."""
+    rng = random.Random(f"ovexport-heldout-{seed}")
+    return [sample(rng, kind=KINDS[i % len(KINDS)], large=(i // len(KINDS)) % 2 == 1) for i in range(n)]
+
+
+def training_stream(seed: int, exclude: set[str] | frozenset[str] = frozenset()) -> Iterator[Sample]:
+    """Endless training samples for ``seed``; keys in ``exclude`` (the held-out set) are skipped."""
+    rng = random.Random(f"ovexport-train-{seed}")
+    while True:
+        s = sample(rng)
+        if s.key not in exclude:
+            yield s
+
+
+def write_heldout(samples: list[Sample], out: Path) -> Path:
+    """``out/questions.jsonl`` + ``out/images/NNNN.png`` (the local eval-folder format). Returns the jsonl."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, s in enumerate(samples):
+        name = f"images/{i:04d}.png"
+        s.image.save(out / name, format="PNG", optimize=False)
+        lines.append(json.dumps({"id": f"{i:04d}", "image": name, "question": s.question, "answer": s.answer}))
+    path = out / "questions.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read_heldout(folder: Path) -> list[dict]:
+    """The records of ``folder/questions.jsonl``, each with ``image`` resolved to an absolute path."""
+    folder = Path(folder)
+    recs = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    for r in recs:
+        r["image_path"] = folder / r["image"]
+    return recs

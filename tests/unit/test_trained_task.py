@@ -1,0 +1,153 @@
+"""The generated VQA task of the tiny trained MiniCPM-V-2, its cache and its source string."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from ovexport.models.minicpmv2.slicing import best_grid
+from ovexport.models.minicpmv2.trained import task
+
+pytestmark = pytest.mark.unit
+
+SCALE_RESOLUTION = 112   # trained.train.TRAINED_OVERRIDES
+
+
+def _digest(s: task.Sample) -> str:
+    return hashlib.sha256(s.image.tobytes() + s.question.encode() + s.answer.encode()).hexdigest()
+
+
+def _take(stream, n):
+    return [next(stream) for _ in range(n)]
+
+
+def test_heldout_set_is_deterministic_for_a_seed_and_differs_between_seeds():
+    a, b = task.heldout_samples(0, 40), task.heldout_samples(0, 40)
+    assert [_digest(s) for s in a] == [_digest(s) for s in b]
+    assert [s.key for s in a] == [s.key for s in b]
+    c = task.heldout_samples(1, 40)
+    assert len({s.key for s in a} & {s.key for s in c}) == 0
+
+
+def test_training_stream_is_deterministic_for_a_seed():
+    a = _take(task.training_stream(3), 30)
+    b = _take(task.training_stream(3), 30)
+    assert [_digest(s) for s in a] == [_digest(s) for s in b]
+    assert [_digest(s) for s in a] != [_digest(s) for s in _take(task.training_stream(4), 30)]
+
+
+def test_training_stream_never_yields_a_heldout_sample():
+    heldout = task.heldout_samples(0)
+    keys = {s.key for s in heldout}
+    digests = {_digest(s) for s in heldout}
+    train = _take(task.training_stream(0, keys), 1500)
+    assert not keys & {s.key for s in train}
+    assert not digests & {_digest(s) for s in train}
+
+
+def test_training_stream_skips_excluded_keys():
+    first = _take(task.training_stream(0), 3)
+    skipped = _take(task.training_stream(0, {first[0].key}), 2)
+    assert [s.key for s in skipped] == [first[1].key, first[2].key]
+
+
+def test_heldout_covers_every_question_kind_on_sliced_and_unsliced_images():
+    samples = task.heldout_samples(0)
+    assert 100 <= len(samples) <= 200
+    seen = {(s.question, best_grid(s.image.size, 9, SCALE_RESOLUTION) is not None) for s in samples}
+    assert seen == {(q, sliced) for q in task.QUESTIONS.values() for sliced in (False, True)}
+
+
+def test_answers_are_short_and_from_the_task_vocabulary():
+    allowed = {*task.COLORS, *task.SHAPES, *task.POSITIONS, *task.WORDS,
+               *(str(n) for n in range(1, task.MAX_COUNT + 1))}
+    for s in _take(task.training_stream(0), 500) + task.heldout_samples(0):
+        assert s.answer in allowed and len(s.answer.split()) <= 2
+
+
+def test_every_size_class_is_sliced_as_intended():
+    assert all(best_grid(size, 9, SCALE_RESOLUTION) is None for size in task.SMALL_SIZES)
+    assert all(best_grid(size, 9, SCALE_RESOLUTION) is not None for size in task.LARGE_SIZES)
+
+
+def test_write_heldout_writes_the_local_eval_folder_format(tmp_path):
+    samples = task.heldout_samples(0, 6)
+    task.write_heldout(samples, tmp_path)
+    lines = (tmp_path / "questions.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    for line, s in zip(lines, samples):
+        rec = json.loads(line)
+        assert set(rec) == {"id", "image", "question", "answer"}
+        assert rec["image"].startswith("images/") and (tmp_path / rec["image"]).is_file()
+        assert (rec["question"], rec["answer"]) == (s.question, s.answer)
+    assert [r["image_path"] for r in task.read_heldout(tmp_path)][0] == tmp_path / "images/0000.png"
+
+
+def test_task_words_are_single_tokenizer_pieces(tmp_path):
+    from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
+    from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
+
+    write_tokenizer(tmp_path, vocab_size=1024, words=task.TASK_WORDS)
+    tok = MiniCPMVTokenizer.from_dir(tmp_path)
+    for word in task.TASK_WORDS:
+        assert tok.tokenize(word) == ["\u2581" + word], word
+    assert tok.decode(tok.encode("top left", add_bos=False)) == "top left"
+
+
+def test_tokenizer_without_task_words_is_unchanged(tmp_path):
+    from ovexport.models.minicpmv2.synth_tokenizer import build_model_proto
+    assert build_model_proto(1024, 0).SerializeToString() == build_model_proto(1024, 0, ()).SerializeToString()
+
+
+# ----------------------------------------------------------------------------------------- source and family
+def test_tiny_trained_source_parses_and_round_trips():
+    from ovexport.recipe.source import parse_source
+    src = parse_source("synthetic://tiny-trained?seed=7")
+    assert (src.kind, src.size, src.seed) == ("synthetic", "tiny-trained", 7)
+    assert parse_source(src.uri) == src
+    assert parse_source("synthetic://tiny-trained").seed == 0
+
+
+def test_unknown_synthetic_size_lists_the_family_sizes():
+    from ovexport.recipe.source import parse_source
+    with pytest.raises(ValueError, match="synthetic://tiny-trained"):
+        parse_source("synthetic://tiny-traned?seed=0")
+
+
+def test_family_declares_its_synthetic_sizes_and_the_trainer_in_its_fingerprint():
+    from ovexport.models.registry import get_family, synthetic_sizes
+    fam = get_family("minicpmv2")
+    assert fam.synthetic_sizes == ("tiny", "tiny-trained", "full")
+    assert set(fam.synthetic_sizes) <= set(synthetic_sizes())
+    assert "models/minicpmv2/trained" in fam.synth_sources
+
+
+# ----------------------------------------------------------------------------------------- cache
+def test_cache_key_depends_on_seed_and_settings():
+    from ovexport.models.minicpmv2.trained.build import cache_key
+    from ovexport.models.minicpmv2.trained.train import TrainSettings
+    assert cache_key(0) == cache_key(0)
+    assert cache_key(0) != cache_key(1)
+    assert cache_key(0) != cache_key(0, TrainSettings(steps=3))
+
+
+def test_second_request_links_the_cached_checkpoint_without_training(tmp_path, monkeypatch):
+    from ovexport.models.minicpmv2.trained import build
+    from ovexport.models.minicpmv2.trained.train import TrainSettings
+
+    monkeypatch.setenv("OVEXPORT_CACHE", str(tmp_path / "cache"))
+    settings = TrainSettings(steps=2, batch_size=2, heldout_questions=5)
+    first = build.write_trained_checkpoint(tmp_path / "a", seed=0, settings=settings)
+    names = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
+    assert {"config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.model",
+            "tokenizer_config.json", "special_tokens_map.json", "heldout/questions.jsonl"} <= set(names)
+    assert json.loads((first / "config.json").read_text())["ovexport_synthetic"] == {"size": "tiny-trained", "seed": 0}
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again although cached")
+    monkeypatch.setattr(build, "build_trained_checkpoint", no_training)
+    second = build.write_trained_checkpoint(tmp_path / "b", seed=0, settings=settings)
+    for n in names:
+        assert (second / n).read_bytes() == (first / n).read_bytes()
+    assert not list((tmp_path / "cache").rglob(".tmp-*")), "no temporary leftovers in the cache"
