@@ -126,3 +126,37 @@ def test_validation_reuses_cached_pytorch_outputs(tiny_checkpoint, tiny_irs_int4
     second = run_validation(tiny_checkpoint, tiny_irs_int4, spec, quiet, reference_cache=cache)
     assert (cache.hits, cache.misses) == (4, 4)
     assert [c["metrics"] for c in first["checks"]] == [c["metrics"] for c in second["checks"]]
+
+
+def _dataset_folder(root: Path) -> Path:
+    import datasets
+
+    rng = np.random.default_rng(1)
+    imgs = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in [(448, 448), (896, 448)]]
+    ds = datasets.Dataset.from_dict({"picture": imgs, "prompt": ["What is it?", "Which colour?"],
+                                     "labels": [["red", "crimson"], ["blue"]]},
+                                    features=datasets.Features({"picture": datasets.Image(),
+                                                                "prompt": datasets.Value("string"),
+                                                                "labels": datasets.Sequence(datasets.Value("string"))}))
+    (root / "data").mkdir(parents=True)
+    ds.to_parquet(str(root / "data" / "validation-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.mark.parametrize("kind", ["dataset", "generated"])
+def test_other_eval_sets_score_the_built_variants(compared, tmp_path, kind):
+    root, _, _, _ = compared
+    if kind == "dataset":
+        args = ["--dataset", str(_dataset_folder(tmp_path / "ds")), "--split", "validation",
+                "--columns", "image=picture,question=prompt,answer=labels"]
+    else:
+        args = ["--eval", "generated", "--limit", "2"]
+    r = ovexport("compare", INT4, "--set", f"output.root={root}", "--no-base", "--variant", "compression.llm.ratio=1.0",
+                 *args, "--max-new-tokens", "4", "--out", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    assert "✓ compress" not in r.output          # the variant's IRs were built by the first compare
+    res = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert res["evalset"]["items"] == 2
+    assert res["evalset"]["has_answers"] is (kind == "dataset")
+    row = next(x for x in res["rows"] if not x.get("is_reference"))
+    assert (row["task_accuracy"] is None) is (kind == "generated") and row["kl_mean"] > 0
