@@ -95,6 +95,11 @@ def check(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
                 count += 1
             except OvexportError as e:
                 problems.append(f"{p}: {r.name}: {e.line()}")
+                continue
+            if "validate" in r.steps:
+                from ovexport.validators.gating import ungated_warnings
+                for w in ungated_warnings(r.validation, f"{p}: {r.name}"):
+                    err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if problems:
         raise RecipeError(problems)
     console.print(f"[green]ok[/]: {count} recipe(s) valid")

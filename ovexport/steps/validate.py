@@ -47,6 +47,8 @@ class Validate(Step):
 def summary(report: dict) -> dict:
     """The lock's metrics: passed, and each gated or headline number by ``check.metric``."""
     out: dict = {"passed": bool(report["passed"]), "duration_s": report.get("duration_s")}
+    if report.get("not_gated"):
+        out["not_gated"] = ", ".join(report["not_gated"])
     for c in report["checks"]:
         for metric, value in c["metrics"].items():
             out[f"{c['name']}.{metric}"] = value

@@ -14,8 +14,9 @@ from rich.table import Table
 from ovexport.errors import InputError, OvexportError, ValidationFailed
 
 from . import end_to_end, image_encoder, llm, text_embeddings
-from .base import CheckResult, Gate, fmt, json_safe
+from .base import FAILED, NOT_GATED, CheckResult, Gate, fmt, json_safe
 from .context import ValidationContext
+from .gating import apply_gating
 
 # name -> (part, run(ctx) -> CheckResult), in the order they run
 CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
@@ -61,14 +62,15 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
                 raise
             except Exception as e:  # noqa: BLE001 - a broken IR must give a failed check, not a crash
                 msg = " ".join(f"{type(e).__name__}: {e}".split())
-                res = CheckResult(name=name, part=part, metrics={}, gates=[], passed=False,
+                res = CheckResult(name=name, part=part, metrics={}, gates=[], passed=False, status=FAILED,
                                   details={"error": msg[:2000], "traceback": traceback.format_exc()[-4000:]})
             res.duration_s = round(time.monotonic() - t, 3)
-            results.append(res)
+            results.append(apply_gating(res, spec))
     finally:
         ctx.close()
     report = {
-        "passed": all(r.passed for r in results),
+        "passed": all(r.status != FAILED for r in results),  # no gate failed; see "not_gated"
+        "not_gated": [r.name for r in results if r.status == NOT_GATED],
         "ov_config": dict(spec.ov_config()),
         "device": spec.device,
         "checkpoint": str(Path(ckpt).resolve()),
@@ -90,7 +92,7 @@ def failure_lines(report: dict) -> list[str]:
     """One short phrase per failed gate or errored check, e.g. ``llm.max_abs_diff 0.31 > 0.001``."""
     out: list[str] = []
     for c in report.get("checks", []):
-        if c.get("passed"):
+        if c.get("passed") is not False:  # passed, or not gated
             continue
         err = (c.get("details") or {}).get("error")
         if err:
@@ -123,8 +125,14 @@ def print_report(report: dict, console: Console) -> None:
                 res = "[green]pass[/green]" if g.passed else "[bold red]FAIL[/bold red]"
             table.add_row(c["name"] if first else "", metric, fmt(value), thr, res)
             first = False
+        if c.get("status") == NOT_GATED:
+            table.add_row("" if not first else c["name"], "[bold yellow]not gated[/bold yellow]", "", "",
+                          "[yellow]no threshold[/yellow]")
     console.print(table)
     verdict = "[green]passed[/green]" if report["passed"] else "[bold red]FAILED[/bold red]"
+    ungated = report.get("not_gated") or []
+    if report["passed"] and ungated:
+        verdict += f" [yellow]({', '.join(ungated)} not gated)[/yellow]"
     console.print(f"validation {verdict} in {report['duration_s']:.1f}s "
                   f"({', '.join(f'{k}={v}' for k, v in report['ov_config'].items())}, {report['device']})")
 
