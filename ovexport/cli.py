@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-
 from ovexport import __version__
 from ovexport.errors import OvexportError, RecipeError
+from ovexport.util.console import ReadableConsole
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = ReadableConsole(stderr=False)
+err_console = ReadableConsole(stderr=True)
 
 SET_HELP = "Override a recipe field: dotted.key=value (value parsed as YAML). Repeatable."
 

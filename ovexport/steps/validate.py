@@ -31,8 +31,12 @@ class Validate(Step):
     def run(self, ctx: StepContext) -> dict:
         from ovexport.validators.runner import raise_if_failed, run_validation, write_report
 
-        report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
-                                ctx.console)
+        from ovexport.validators.runner import CHECKS
+
+        # one spinner for the whole step (7-10 min at full size): elapsed time, check n/4 and its sub-task
+        with ctx.progress("validating", total=len(CHECKS)) as progress:
+            report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
+                                    ctx.console, progress=progress)
         path = write_report(report, ctx.out / VALIDATION)
         failed_copy = ctx.work / FAILED_REPORT
         if not report["passed"]:

@@ -37,24 +37,29 @@ def _select(checks: Sequence[str] | None) -> list[str]:
 
 
 def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
-                   checks: Sequence[str] | None = None, reference_dtype: Any = None) -> dict:
+                   checks: Sequence[str] | None = None, reference_dtype: Any = None, progress: Any = None) -> dict:
     """Run the checks (all, or the named ones) of the IRs in ``ir_dir`` against the PyTorch reference of
     ``ckpt`` with the thresholds of ``spec`` (a recipe ``ValidationSpec``); print a table and return the
     JSON-safe report ``{"passed", "ov_config", "checks": [...], "duration_s", ...}``.
 
     A check that raises (e.g. an IR that does not accept the expected inputs) is reported as failed with the
     error; problems the user must fix first (missing IR files, unknown check) raise ``OvexportError``.
+    ``progress``: a ``StepContext.progress`` task (``describe(text)``, ``advance()``) that shows the current
+    check and its sub-task, or None.
     """
     console = console if console is not None else Console()
     names = _select(checks)
     t0 = time.monotonic()
-    ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype)
+    ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype,
+                            progress=progress)
     ctx.check_irs()
     results: list[CheckResult] = []
     try:
         for name in names:
             part, fn = CHECKS[name]
             ctx.log(f"validating {name} ({part}) on {spec.device}")
+            ctx.check_name = name
+            ctx.subtask("starting")
             t = time.monotonic()
             try:
                 res = fn(ctx)
@@ -66,6 +71,8 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
                                   details={"error": msg[:2000], "traceback": traceback.format_exc()[-4000:]})
             res.duration_s = round(time.monotonic() - t, 3)
             results.append(apply_gating(res, spec))
+            if progress is not None:
+                progress()
     finally:
         ctx.close()
     report = {
