@@ -131,7 +131,7 @@ class ValidationContext:
 
     def subtask(self, text: str) -> None:
         """Show what the current check is doing now (on a terminal, next to the step's elapsed time)."""
-        if self.progress is not None:
+        if getattr(self.progress, "describe", None) is not None:
             self.progress.describe(f"{self.check_name}: {text}" if self.check_name else text)
 
     def close(self) -> None:
