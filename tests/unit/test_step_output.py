@@ -81,7 +81,10 @@ def test_a_steps_third_party_warnings_end_up_in_its_log_file_not_on_stderr(tmp_p
     assert res.row(step.name).status == "ran"
     err = capfd.readouterr().err + "".join(f"{w.category.__name__}: {w.message}" for w in shown)
     assert "torch.jit" not in err and "TracerWarning" not in err
-    assert "something the user must see" in err            # an unknown warning still reaches the screen
+    if not step.isolate:
+        # an unknown warning still reaches the screen (an isolated step's child writes to the stderr its fork
+        # server started with, which capfd may not see once another test started the server)
+        assert "something the user must see" in err
     log = step_log_path(tmp_path / ".work" / "demo", step.name).read_text()
     assert "torch.jit.trace` is deprecated" in log and "TracerWarning" in log
     assert "did the work" in log                           # ctx.log lines are in the log too
