@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-
 from ovexport import __version__
 from ovexport.errors import OvexportError, RecipeError
+from ovexport.util.console import ReadableConsole
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = ReadableConsole(stderr=False)
+err_console = ReadableConsole(stderr=True)
 
 SET_HELP = "Override a recipe field: dotted.key=value (value parsed as YAML). Repeatable."
 
@@ -98,6 +97,11 @@ def check(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
                 count += 1
             except OvexportError as e:
                 problems.append(f"{p}: {r.name}: {e.line()}")
+                continue
+            if "validate" in r.steps:
+                from ovexport.validators.gating import ungated_warnings
+                for w in ungated_warnings(r.validation, f"{p}: {r.name}"):
+                    err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if problems:
         raise RecipeError(problems)
     console.print(f"[green]ok[/]: {count} recipe(s) valid")
@@ -317,20 +321,26 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
 @click.option("--max-new-tokens", type=click.IntRange(min=2), default=64, show_default=True,
               help="Tokens decoded per run (EOS is ignored until then).")
 @_runtime_options
+@click.option("--baseline", type=click.Choice(["notebook"]), default=None,
+              help="Also run the published OpenVINO notebook's way over the same IRs (each slice encoded alone, "
+                   "whole-sequence logits, transformers' generate), interleaved with ours; report ours/notebook.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str, ov_config: tuple[str, ...],
-          cache_dir: str | None, as_json: bool) -> None:
+          cache_dir: str | None, baseline: str | None, as_json: bool) -> None:
     """Vision-encode time, time to first token, decode tokens/s and peak RSS on a 448x448 and a sliced
     1344x896 synthetic image."""
-    from ovexport.runtime.bench import run_bench, table
+    from ovexport.runtime.bench import baseline_table, run_bench, table
 
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
     progress = None if as_json else (lambda m: err_console.print(m, highlight=False, markup=False))
-    result = run_bench(pipe, runs=runs, warmup=warmup, max_new_tokens=max_new_tokens, progress=progress)
+    result = run_bench(pipe, runs=runs, warmup=warmup, max_new_tokens=max_new_tokens, progress=progress,
+                       baseline=baseline)
     if as_json:
         click.echo(json.dumps(result))
     else:
         console.print(table(result))
+        if "baseline" in result:
+            console.print(baseline_table(result))
 
 
 @cli.command()

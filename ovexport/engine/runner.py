@@ -387,7 +387,7 @@ def _execute(s: Step, recipe: Any, inputs: dict[str, Path], in_digests: dict[str
             else:
                 ctx = StepContext(recipe=recipe, inputs=dict(inputs), out=tmp, work=work,
                                   console=console, step_name=s.name)
-                with _PeakMeter() as meter:
+                with _PeakMeter() as meter, ctx.capture_warnings():
                     metrics = s.run(ctx)
                 metrics, peak = _check_metrics(s.name, metrics), meter.peak
             digest, files = digest_dir(tmp)
@@ -595,7 +595,8 @@ def _child_main(conn: Any, module: str, qualname: str, recipe: Any, inputs: dict
             console = Console(**console_opts)
             ctx = StepContext(recipe=recipe, inputs=inputs, out=out, work=work, console=console,
                               step_name=step_name)
-            metrics = _check_metrics(step.name, step.run(ctx))
+            with ctx.capture_warnings():
+                metrics = _check_metrics(step.name, step.run(ctx))
             msg: tuple = ("ok", metrics, _peak_rss_self())
         except OvexportError as e:
             cls = type(e)

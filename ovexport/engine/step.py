@@ -7,6 +7,7 @@ step does.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,22 +34,22 @@ class StepContext:
     _progress: Progress | None = field(default=None, init=False, repr=False)
 
     @contextlib.contextmanager
-    def progress(self, description: str, total: float | None = None
-                 ) -> Iterator[Callable[..., None]]:
-        """A rich progress bar; yields ``advance(n=1)``. ``total=None`` shows a spinner.
+    def progress(self, description: str, total: float | None = None) -> Iterator["ProgressTask"]:
+        """A rich progress bar; yields a ``ProgressTask``: ``advance(n=1)``, and ``advance.describe(text)``
+        to show the current sub-task next to the description. ``total=None`` shows a spinner.
 
         Only one live display exists at a time: a nested call adds a task to the live one. Do not
         hold it while a library that draws its own progress (NNCF) runs. Nothing is drawn when
         the console is not a terminal.
         """
         if not self.console.is_terminal or self.console.is_dumb_terminal:
-            yield lambda n=1: None  # logs and pipes get no progress bars
+            yield ProgressTask(None, None, description)  # logs and pipes get no progress bars
             return
         if self._progress is not None:  # nested: share the live display
             prog = self._progress
             task = prog.add_task(description, total=total)
             try:
-                yield lambda n=1: prog.advance(task, n)
+                yield ProgressTask(prog, task, description)
             finally:
                 prog.remove_task(task)
             return
@@ -59,13 +60,48 @@ class StepContext:
         self._progress = prog
         try:
             with prog:
-                yield lambda n=1: prog.advance(task, n)
+                yield ProgressTask(prog, task, description)
         finally:
             self._progress = None
 
     def log(self, msg: str) -> None:
-        """One indented line under the step's ▶ line (printed above a live progress bar)."""
+        """One indented line under the step's ▶ line (printed above a live progress bar), also appended to
+        the step's log file."""
         self.console.print(Text(f"  {msg}", style="dim"), highlight=False)
+        if self.step_name:
+            from .step_log import append_line
+            append_line(self.log_path, f"{time.strftime('%H:%M:%S')} {msg}")
+
+    @property
+    def log_path(self) -> Path:
+        """``<work>/logs/<step>.log``: the step's ``log`` lines and the third-party warnings it raised."""
+        from .step_log import step_log_path
+        return step_log_path(self.work, self.step_name)
+
+    @contextlib.contextmanager
+    def capture_warnings(self) -> Iterator[Path]:
+        """While the step runs: known third-party warnings go to ``log_path``, not the screen (engine/step_log.py)."""
+        from .step_log import known_warnings_to_log, start_log
+        start_log(self.log_path, self.step_name)
+        with known_warnings_to_log(self.log_path) as path:
+            yield path
+
+
+class ProgressTask:
+    """What ``StepContext.progress`` yields: ``advance(n=1)`` moves the bar, ``describe(text)`` shows the
+    current sub-task ("llm: compiling openvino_language_model.xml"). Both do nothing off a terminal."""
+
+    def __init__(self, progress: Progress | None, task: Any, description: str):
+        self._progress, self._task, self.description = progress, task, description
+
+    def __call__(self, n: float = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def describe(self, subtask: str) -> None:
+        if self._progress is not None:
+            text = f"{self.description}: {subtask}" if subtask else self.description
+            self._progress.update(self._task, description=text)
 
 
 class Step:

@@ -79,40 +79,112 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else 0.0
 
 
+BASELINES = ("notebook",)
+# figure -> (key in a case, "lower" or "higher" is better); ratios are ours / baseline for every figure
+RATIO_FIGURES = {"vision": "vision_ms", "ttft": "ttft_ms", "decode_tokens_per_s": "decode_tokens_per_s"}
+
+
+def cpu_info() -> dict:
+    """CPU model and the ISA flags that decide OpenVINO's kernels (written next to every figure)."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8")
+    import os
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+
+
+def _samples() -> dict[str, list[float]]:
+    return {"vision_ms": [], "prefill_ms": [], "ttft_ms": [], "decode_tokens_per_s": []}
+
+
+def _add(samples: dict[str, list[float]], t: dict) -> None:
+    samples["vision_ms"].append(1e3 * t.get("vision_s", 0.0))
+    samples["prefill_ms"].append(1e3 * t["prefill_s"])
+    samples["ttft_ms"].append(1e3 * t["ttft_s"])
+    samples["decode_tokens_per_s"].append(t.get("decode_tokens_per_s", 0.0))
+
+
+def _summarise(samples: dict[str, list[float]], info: dict) -> dict:
+    case = {k: round(_median(v), 3) for k, v in samples.items()}
+    case.update(info)
+    case["samples"] = {k: [round(x, 3) for x in v] for k, v in samples.items()}
+    return case
+
+
+def ratios(ours: dict, base: dict) -> dict:
+    """ours / baseline of vision encode time, time to first token and decode tokens/s (None when 0)."""
+    return {name: (round(ours[key] / base[key], 3) if base.get(key) else None) for name, key in RATIO_FIGURES.items()}
+
+
 def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: int = 64,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, baseline: str | None = None) -> dict:
+    """Median figures of ``runs`` runs per image after ``warmup``. ``baseline="notebook"`` also runs the
+    published notebook's way over the same IRs (``notebook_baseline.py``), each of its runs right after one
+    of ours (interleaved, so that a slow spell of a shared machine hits both), and reports ratios."""
+    if baseline is not None and baseline not in BASELINES:
+        from ovexport.errors import InputError
+        raise InputError(f"unknown baseline {baseline!r}", fix=f"use one of: {', '.join(BASELINES)}")
     config = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
     out: dict = {
-        "bundle": str(pipe.bundle), "device": pipe.models.device,
+        "bundle": str(pipe.bundle), "device": pipe.models.device, "cpu": cpu_info(),
         "ov_config": {k: str(v) for k, v in pipe.models.config.items()},
         "load_s": round(pipe.load_s, 4), "runs": runs, "warmup": warmup, "max_new_tokens": max_new_tokens,
         "rss_after_load_mb": round(peak_rss_mb(), 1), "cases": {},
     }
+    nb = None
+    if baseline == "notebook":
+        from .notebook_baseline import NotebookRunner
+        nb = NotebookRunner(pipe)
+        out["baseline"] = {"name": baseline, "compile_s": round(nb.compile_s, 3), "cases": {}, "ratios": {}}
     for name, (w, h) in CASES.items():
         img = synthetic_image(w, h)
-        samples: dict[str, list[float]] = {"vision_ms": [], "prefill_ms": [], "ttft_ms": [], "decode_tokens_per_s": []}
+        samples, base_samples = _samples(), _samples()
         info: dict = {}
+        base_info: dict = {}
         for i in range(warmup + runs):
+            label = f"{name} {'warm-up' if i < warmup else 'run'} {i + 1}/{warmup + runs}"
             calls = pipe.models.calls["image"]
             t0 = time.perf_counter()
             r = pipe.chat(QUESTION, config=config, conversation=Conversation(image=img))
             wall = time.perf_counter() - t0
+            calls = pipe.models.calls["image"] - calls  # before the baseline, which shares the encoder
             if progress:
-                progress(f"{name} {'warm-up' if i < warmup else 'run'} {i + 1}/{warmup + runs}: {wall:.2f} s")
+                progress(f"{label}: {wall:.2f} s")
+            b = None
+            if nb is not None:
+                nb_calls = nb.calls["image"]
+                t0 = time.perf_counter()
+                b = nb.run(QUESTION, img, max_new_tokens)
+                if progress:
+                    progress(f"{label}, {baseline} baseline: {time.perf_counter() - t0:.2f} s")
             if i < warmup:
                 continue
-            t = r.timings
-            samples["vision_ms"].append(1e3 * t.get("vision_s", 0.0))
-            samples["prefill_ms"].append(1e3 * t["prefill_s"])
-            samples["ttft_ms"].append(1e3 * t["ttft_s"])
-            samples["decode_tokens_per_s"].append(t.get("decode_tokens_per_s", 0.0))
-            info = {"encoder_calls": pipe.models.calls["image"] - calls,
-                    "prompt_tokens": int(t["prompt_tokens"]), "new_tokens": int(t["new_tokens"])}
-        case = {k: round(_median(v), 3) for k, v in samples.items()}
-        case.update(info)
+            _add(samples, r.timings)
+            info = {"encoder_calls": calls,
+                    "prompt_tokens": int(r.timings["prompt_tokens"]), "new_tokens": int(r.timings["new_tokens"])}
+            if b is not None:
+                _add(base_samples, b["timings"])
+                base_info = {"encoder_calls": nb.calls["image"] - nb_calls,
+                             "prompt_tokens": b["timings"]["prompt_tokens"], "new_tokens": b["timings"]["new_tokens"],
+                             # same IRs, same greedy search: a different answer would mean different work
+                             "same_tokens": b["tokens"] == list(r.token_ids)}
+        case = _summarise(samples, info)
         case["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        case["samples"] = {k: [round(x, 3) for x in v] for k, v in samples.items()}
         out["cases"][name] = case
+        if nb is not None:
+            out["baseline"]["cases"][name] = _summarise(base_samples, base_info)
+            out["baseline"]["ratios"][name] = ratios(case, out["baseline"]["cases"][name])
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     bound = decode_bound(pipe, memory_read_bandwidth())
     for case in out["cases"].values():
@@ -136,8 +208,31 @@ def table(result: dict):
                   f"{c['prefill_ms']:.1f}", f"{c['ttft_ms']:.1f}", f"{c['decode_tokens_per_s']:.1f}",
                   f"{c['decode_pct_of_bandwidth_limit']:.0f}%", f"{c['peak_rss_mb']:.0f}")
     b = result["bandwidth"]
+    cpu = result.get("cpu") or {}
     t.caption = (f"load {result['load_s']:.2f} s, RSS after load {result['rss_after_load_mb']:.0f} MB; "
                  f"ov_config {result['ov_config']}; memory read bandwidth {b['read_bandwidth_gb_s']} GB/s measured "
                  f"now / LLM weights {b['llm_weight_bytes'] / 1e9:.2f} GB per token = decode limit "
-                 f"{b['decode_limit_tokens_per_s']} tok/s")
+                 f"{b['decode_limit_tokens_per_s']} tok/s; CPU {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, "
+                 f"flags {' '.join(cpu.get('flags') or []) or '-'}")
+    return t
+
+
+def baseline_table(result: dict):
+    """The baseline's medians, and ours / baseline (vision and TTFT: below 1 is faster; decode: above 1)."""
+    from rich.table import Table
+
+    base = result["baseline"]
+    t = Table(title=f"baseline: {base['name']} (same IRs, same OpenVINO config, runs interleaved with ours)")
+    for col in ("image", "encoder calls", "vision encode ms", "prefill ms", "TTFT ms", "decode tok/s",
+                "same tokens", "vision ours/base", "TTFT ours/base", "decode tok/s ours/base"):
+        t.add_column(col, justify="right" if col != "image" else "left", no_wrap=col == "image")
+
+    def r(x):
+        return "-" if x is None else f"{x:.2f}x"
+
+    for name, c in base["cases"].items():
+        q = base["ratios"][name]
+        t.add_row(name, str(c.get("encoder_calls", "-")), f"{c['vision_ms']:.1f}", f"{c['prefill_ms']:.1f}",
+                  f"{c['ttft_ms']:.1f}", f"{c['decode_tokens_per_s']:.1f}", str(c.get("same_tokens", "-")),
+                  r(q["vision"]), r(q["ttft"]), r(q["decode_tokens_per_s"]))
     return t

@@ -69,7 +69,8 @@ class Package(Step):
             "compression": compression,
             "validation": None if validation is None else {
                 "passed": validation.get("passed"), "ov_config": validation.get("ov_config"),
-                "checks": {c["name"]: {"passed": c["passed"], "metrics": c["metrics"]}
+                "not_gated": validation.get("not_gated", []),
+                "checks": {c["name"]: {"status": c.get("status"), "passed": c["passed"], "metrics": c["metrics"]}
                            for c in validation.get("checks", [])}},
             "files": file_entries(ctx.out),
         }

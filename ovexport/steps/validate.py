@@ -30,12 +30,14 @@ class Validate(Step):
 
     def run(self, ctx: StepContext) -> dict:
         from ovexport.evaluation.reference_cache import ReferenceCache, default_root
-        from ovexport.validators.runner import raise_if_failed, run_validation, write_report
+        from ovexport.validators.runner import CHECKS, raise_if_failed, run_validation, write_report
 
         # PyTorch outputs are shared by every variant of the checkpoint (the next recipe, the next sweep point)
         cache = ReferenceCache(default_root(ctx.recipe.output.root))
-        report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
-                                ctx.console, reference_cache=cache)
+        # one spinner for the whole step (7-10 min at full size): elapsed time, check n/4 and its sub-task
+        with ctx.progress("validating", total=len(CHECKS)) as progress:
+            report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
+                                    ctx.console, progress=progress, reference_cache=cache)
         path = write_report(report, ctx.out / VALIDATION)
         failed_copy = ctx.work / FAILED_REPORT
         if not report["passed"]:
@@ -51,6 +53,8 @@ class Validate(Step):
 def summary(report: dict) -> dict:
     """The lock's metrics: passed, and each gated or headline number by ``check.metric``."""
     out: dict = {"passed": bool(report["passed"]), "duration_s": report.get("duration_s")}
+    if report.get("not_gated"):
+        out["not_gated"] = ", ".join(report["not_gated"])
     for c in report["checks"]:
         for metric, value in c["metrics"].items():
             out[f"{c['name']}.{metric}"] = value

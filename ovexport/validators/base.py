@@ -1,7 +1,9 @@
 """What every parity check returns, and the numerical helpers they share.
 
 A check measures *metrics* (numbers) and compares some of them with recipe thresholds (*gates*). A metric
-whose threshold is ``None`` is measured and reported but not gated. A check passes when all its gates pass.
+whose threshold is ``None`` is measured and reported but not gated. A check's ``status`` is "failed" when a
+gate failed, "passed" when its gates held, and "not gated" when the recipe turned all its thresholds off:
+nothing was compared, so it is not reported as passed (``passed`` is then ``None``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 
 GateKind = Literal["max", "min"]
+Status = Literal["passed", "failed", "not gated"]
+PASSED, FAILED, NOT_GATED = "passed", "failed", "not gated"
 
 
 @dataclass
@@ -40,17 +44,25 @@ class CheckResult:
     part: str
     metrics: dict[str, Any]
     gates: list[Gate]
-    passed: bool
+    passed: bool | None
     details: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    status: Status = PASSED
 
     @classmethod
     def build(cls, name: str, part: str, metrics: dict[str, Any], gates: list[Gate | None],
               details: dict[str, Any] | None = None) -> "CheckResult":
-        """Drop the ``None`` gates (ungated metrics); passed = every remaining gate passed."""
+        """Drop the ``None`` gates (ungated metrics); passed = every remaining gate passed, and no gate at all
+        is "not gated" (``passed`` None), never a pass by default."""
         real = [g for g in gates if g is not None]
-        return cls(name=name, part=part, metrics=metrics, gates=real, passed=all(g.passed for g in real),
-                   details=details or {})
+        res = cls(name=name, part=part, metrics=metrics, gates=real, passed=True, details=details or {})
+        res.set_status(FAILED if any(not g.passed for g in real) else PASSED if real else NOT_GATED)
+        return res
+
+    def set_status(self, status: Status) -> None:
+        """Set ``status`` and the matching ``passed`` (True, False, or None when not gated)."""
+        self.status = status
+        self.passed = None if status == NOT_GATED else status == PASSED
 
     @property
     def failed_gates(self) -> list[Gate]:

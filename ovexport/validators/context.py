@@ -32,8 +32,10 @@ class ValidationContext:
     """``ValidationContext(ckpt, ir_dir, spec, console)``; ``spec`` is a recipe ``ValidationSpec``."""
 
     def __init__(self, ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
-                 reference_dtype: Any = None, reference_cache: Any = None):
+                 reference_dtype: Any = None, progress: Any = None, reference_cache: Any = None):
         self.ckpt = Path(ckpt)
+        self.progress = progress  # a StepContext.progress task (describe(text)), or None
+        self.check_name = ""
         self.reference_cache = reference_cache    # an ``evaluation.ReferenceCache`` or None
         self._ckpt_digest: str | None = None
         self.ir_dir = Path(ir_dir)
@@ -78,7 +80,10 @@ class ValidationContext:
 
     def compile(self, xml_name: str):
         """Compile one IR on ``spec.device`` with the pinned config (caller drops it when done)."""
-        return self.core.compile_model(self.ir_path(xml_name), self.device, self.ov_config)
+        self.subtask(f"compiling {xml_name}")
+        model = self.core.compile_model(self.ir_path(xml_name), self.device, self.ov_config)
+        self.subtask(f"running {xml_name}")
+        return model
 
     @contextlib.contextmanager
     def compiled(self, xml_name: str) -> Iterator[Any]:
@@ -101,6 +106,7 @@ class ValidationContext:
     @contextlib.contextmanager
     def torch_part(self, *parts: str) -> Iterator[Any]:
         """``with ctx.torch_part("llm"): ...`` then the part is released (``reference.release``)."""
+        self.subtask(f"PyTorch reference ({', '.join(parts)})")
         ref = self.reference
         try:
             yield ref
@@ -144,6 +150,11 @@ class ValidationContext:
 
     def log(self, msg: str) -> None:
         self.console.print(Text(f"  {msg}", style="dim"), highlight=False)
+
+    def subtask(self, text: str) -> None:
+        """Show what the current check is doing now (on a terminal, next to the step's elapsed time)."""
+        if getattr(self.progress, "describe", None) is not None:
+            self.progress.describe(f"{self.check_name}: {text}" if self.check_name else text)
 
     def close(self) -> None:
         if self._reference is not None:

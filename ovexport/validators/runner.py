@@ -14,8 +14,9 @@ from rich.table import Table
 from ovexport.errors import InputError, OvexportError, ValidationFailed
 
 from . import end_to_end, image_encoder, llm, text_embeddings
-from .base import CheckResult, Gate, fmt, json_safe
+from .base import FAILED, NOT_GATED, CheckResult, Gate, fmt, json_safe
 from .context import ValidationContext
+from .gating import apply_gating
 
 # name -> (part, run(ctx) -> CheckResult), in the order they run
 CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
@@ -36,7 +37,7 @@ def _select(checks: Sequence[str] | None) -> list[str]:
 
 
 def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
-                   checks: Sequence[str] | None = None, reference_dtype: Any = None,
+                   checks: Sequence[str] | None = None, reference_dtype: Any = None, progress: Any = None,
                    reference_cache: Any = None) -> dict:
     """Run the checks (all, or the named ones) of the IRs in ``ir_dir`` against the PyTorch reference of
     ``ckpt`` with the thresholds of ``spec`` (a recipe ``ValidationSpec``); print a table and return the
@@ -45,18 +46,22 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
 
     A check that raises (e.g. an IR that does not accept the expected inputs) is reported as failed with the
     error; problems the user must fix first (missing IR files, unknown check) raise ``OvexportError``.
+    ``progress``: a ``StepContext.progress`` task (``describe(text)``, ``advance()``) that shows the current
+    check and its sub-task, or None.
     """
     console = console if console is not None else Console()
     names = _select(checks)
     t0 = time.monotonic()
     ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype,
-                            reference_cache=reference_cache)
+                            progress=progress, reference_cache=reference_cache)
     ctx.check_irs()
     results: list[CheckResult] = []
     try:
         for name in names:
             part, fn = CHECKS[name]
             ctx.log(f"validating {name} ({part}) on {spec.device}")
+            ctx.check_name = name
+            ctx.subtask("starting")
             t = time.monotonic()
             try:
                 res = fn(ctx)
@@ -64,14 +69,17 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
                 raise
             except Exception as e:  # noqa: BLE001 - a broken IR must give a failed check, not a crash
                 msg = " ".join(f"{type(e).__name__}: {e}".split())
-                res = CheckResult(name=name, part=part, metrics={}, gates=[], passed=False,
+                res = CheckResult(name=name, part=part, metrics={}, gates=[], passed=False, status=FAILED,
                                   details={"error": msg[:2000], "traceback": traceback.format_exc()[-4000:]})
             res.duration_s = round(time.monotonic() - t, 3)
-            results.append(res)
+            results.append(apply_gating(res, spec))
+            if progress is not None:
+                progress()
     finally:
         ctx.close()
     report = {
-        "passed": all(r.passed for r in results),
+        "passed": all(r.status != FAILED for r in results),  # no gate failed; see "not_gated"
+        "not_gated": [r.name for r in results if r.status == NOT_GATED],
         "ov_config": dict(spec.ov_config()),
         "device": spec.device,
         "checkpoint": str(Path(ckpt).resolve()),
@@ -93,7 +101,7 @@ def failure_lines(report: dict) -> list[str]:
     """One short phrase per failed gate or errored check, e.g. ``llm.max_abs_diff 0.31 > 0.001``."""
     out: list[str] = []
     for c in report.get("checks", []):
-        if c.get("passed"):
+        if c.get("passed") is not False:  # passed, or not gated
             continue
         err = (c.get("details") or {}).get("error")
         if err:
@@ -126,8 +134,14 @@ def print_report(report: dict, console: Console) -> None:
                 res = "[green]pass[/green]" if g.passed else "[bold red]FAIL[/bold red]"
             table.add_row(c["name"] if first else "", metric, fmt(value), thr, res)
             first = False
+        if c.get("status") == NOT_GATED:
+            table.add_row("" if not first else c["name"], "[bold yellow]not gated[/bold yellow]", "", "",
+                          "[yellow]no threshold[/yellow]")
     console.print(table)
     verdict = "[green]passed[/green]" if report["passed"] else "[bold red]FAILED[/bold red]"
+    ungated = report.get("not_gated") or []
+    if report["passed"] and ungated:
+        verdict += f" [yellow]({', '.join(ungated)} not gated)[/yellow]"
     console.print(f"validation {verdict} in {report['duration_s']:.1f}s "
                   f"({', '.join(f'{k}={v}' for k, v in report['ov_config'].items())}, {report['device']})")
 

@@ -61,6 +61,11 @@ def test_run_writes_a_complete_bundle(int4_root):
     assert set(m["steps"]) == {"download", "convert_text_embeddings", "convert_llm", "make_stateful",
                                "convert_image_encoder", "compress", "validate"}
     assert m["validation"]["passed"] is True
+    # the recipe leaves end_to_end ungated: it says so, it does not say "passed"
+    assert m["validation"]["not_gated"] == ["end_to_end"]
+    assert m["validation"]["checks"]["end_to_end"]["status"] == "not gated"
+    assert m["validation"]["checks"]["end_to_end"]["passed"] is None
+    assert m["validation"]["checks"]["llm"]["status"] == "passed"
     llm = m["compression"]["language_model"]["weights"]
     assert llm["int4"]["layers"] > 0 and llm["int8"]["layers"] > 0
     for rel, entry in m["files"].items():

@@ -79,7 +79,8 @@ def test_every_check_passes_on_fp32_irs(fp32_report, tmp_path):
     r = fp32_report
     assert r["passed"], r["failures"]
     assert [c["name"] for c in r["checks"]] == ["text_embeddings", "image_encoder", "llm", "end_to_end"]
-    assert all(c["passed"] and c["gates"] for c in r["checks"])
+    assert all(c["passed"] and c["gates"] and c["status"] == "passed" for c in r["checks"])
+    assert r["not_gated"] == []
     assert r["ov_config"] == {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
     assert check(r, "text_embeddings")["metrics"]["max_abs_diff"] == 0.0
     te = check(r, "text_embeddings")["details"]["edge_ids"]

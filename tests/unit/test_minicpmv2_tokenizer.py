@@ -171,9 +171,36 @@ def test_decode_skips_special_tokens(tok):
     assert tok.decode([1] + body + [2], skip_special_tokens=False) == "<s> Hello world</s>"
 
 
-def test_decode_rejects_out_of_range_ids(tok):
-    with pytest.raises(ValueError, match="outside the vocabulary"):
-        tok.decode([tok.vocab_size])
+def test_decode_rejects_negative_ids(tok):
+    with pytest.raises(ValueError, match="negative"):
+        tok.decode([-1])
+
+
+def test_ids_beyond_the_pieces_of_a_padded_vocabulary_decode_to_nothing_with_one_warning(tmp_path):
+    """A checkpoint whose config vocab_size (1024) exceeds its tokenizer's pieces (900): what the model may
+    generate past the pieces decodes to nothing, with a single warning however many such ids come."""
+    import warnings
+
+    from ovexport.models.minicpmv2.tokenizer import UnknownTokenWarning
+    from ovexport.models.registry import get_family
+
+    ckpt = tmp_path / "ckpt"
+    family = get_family("minicpmv2")
+    family.write_synthetic(ckpt, size="tiny", seed=0)
+    write_tokenizer(ckpt, vocab_size=900, seed=0)                  # fewer pieces than the model's vocabulary
+    assert json.loads((ckpt / "config.json").read_text())["vocab_size"] == 1024
+    tok = family.runtime(ckpt).tokenizer
+    assert tok.vocab_size == 900
+    body = tok.encode("Hello world", add_bos=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert tok.decode(body + [950, 1023]) == "Hello world"
+        stream = tok.stream()
+        text = "".join(stream.push(i) for i in [*body[:1], 901, *body[1:], 1000, 1001]) + stream.flush()
+        assert tok.decode([1, 1023, 2], skip_special_tokens=False) == "<s></s>"
+    assert text == "Hello world"
+    unknown = [w for w in caught if issubclass(w.category, UnknownTokenWarning)]
+    assert len(unknown) == 1 and "beyond the tokenizer's 900 pieces" in str(unknown[0].message)
 
 
 def test_encode_matches_transformers_legacy_sentencepiece(tiny_dir):

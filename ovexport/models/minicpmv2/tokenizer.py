@@ -9,17 +9,26 @@ false), those map to their ids directly, and every non-empty chunk in between go
 
 Decoding with ``skip_special_tokens=True`` drops the special ids and decodes the rest with
 sentencepiece; ``StreamDecoder`` produces the same text incrementally.
+
+A checkpoint may pad its vocabulary (config ``vocab_size`` larger than the tokenizer's pieces, for matmul
+alignment): the model can then generate an id no piece stands for. Such an id decodes to nothing, with one
+``UnknownTokenWarning`` per tokenizer (not one per token); a negative id is still a bug and raises.
 """
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 from ovexport.errors import CheckpointError
 
-__all__ = ["MiniCPMVTokenizer", "StreamDecoder"]
+__all__ = ["MiniCPMVTokenizer", "StreamDecoder", "UnknownTokenWarning"]
+
+
+class UnknownTokenWarning(RuntimeWarning):
+    """The model generated an id beyond the tokenizer's pieces (a padded vocabulary); it decodes to nothing."""
 
 _FIX = "point the recipe's source at a complete MiniCPM-V-2 checkpoint (tokenizer.model, tokenizer_config.json)"
 
@@ -63,6 +72,7 @@ class MiniCPMVTokenizer:
                 raise CheckpointError(f"{where}: the added token {piece} is not defined", fix=_FIX)
         self._user_id = self._piece_id("<用户>")
         self._ai_id = self._piece_id("<AI>")
+        self._warned_unknown = False
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -170,11 +180,19 @@ class MiniCPMVTokenizer:
         return ids
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        """The ids as ints, without those beyond the pieces (padded vocabulary: warned about once)."""
         out = [int(i) for i in ids]
         n = self.vocab_size
+        beyond = [i for i in out if i >= n]
         for i in out:
-            if not 0 <= i < n:
-                raise ValueError(f"token id {i} is outside the vocabulary of {n} pieces")
+            if i < 0:
+                raise ValueError(f"token id {i} is negative")
+        if beyond:
+            if not self._warned_unknown:
+                self._warned_unknown = True
+                warnings.warn(f"token id {beyond[0]} is beyond the tokenizer's {n} pieces (the checkpoint pads its "
+                              "vocabulary); such ids decode to nothing", UnknownTokenWarning, stacklevel=3)
+            out = [i for i in out if i < n]
         return out
 
     def _decode_text(self, ids: list[int]) -> str:
@@ -222,7 +240,10 @@ class StreamDecoder:
 
     def push(self, token_id: int) -> str:
         tok = self.tokenizer
-        token_id = tok._check_ids([token_id])[0]
+        checked = tok._check_ids([token_id])
+        if not checked:  # beyond the pieces (padded vocabulary): nothing to show
+            return ""
+        token_id = checked[0]
         if token_id in tok.special_ids or tok.sp.is_control(token_id):
             return ""
         self.ids.append(token_id)
