@@ -128,7 +128,11 @@ def _check_values(recipe_path: str, base_overrides: Sequence[str], vs: Sequence[
             except RecipeError as e:
                 key = ov.partition("=")[0]
                 for p in e.problems:
-                    p = p.replace(f"--set {ov}:", f"{origin}:") if f"--set {ov}:" in p else f"{origin} {ov}: {p}"
+                    # only problems of this key itself: others (a key it needs, set by another sweep) are
+                    # judged on the grid points
+                    if not p.startswith(f"--set {ov}: {key}"):
+                        continue
+                    p = p.replace(f"--set {ov}:", f"{origin}:")
                     # a bad key is one problem whatever its value
                     problems.append(p if "unknown key" not in p else p.replace(origin, f"{origin.split()[0]} {key}=..."))
     if problems:

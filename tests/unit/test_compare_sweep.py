@@ -76,3 +76,12 @@ def test_bad_sweep_value_names_the_value():
                                             parse_sweep("compression.llm.group_size=16,32")]))
     assert len(e.value.problems) == 1
     assert "--sweep compression.llm.ratio=0.4,1.5" in e.value.problems[0] and "1.5" in e.value.problems[0]
+
+
+def test_a_key_that_needs_another_swept_key_is_judged_on_the_grid_points():
+    # the fp32 recipe has no llm compression: ratio alone lacks a mode, which the other sweep gives
+    loaded = load_variants("recipes/tiny-trained-minicpmv2-fp32.yaml", [],
+                           variants([parse_sweep("compression.llm.mode=int4_sym,int4_asym"),
+                                     parse_sweep("compression.llm.ratio=0.6,1.0")]))
+    assert [(r.compression.llm.mode, r.compression.llm.ratio) for _, r in loaded] == [
+        ("int4_sym", 0.6), ("int4_sym", 1.0), ("int4_asym", 0.6), ("int4_asym", 1.0)]
