@@ -24,6 +24,8 @@ class ModelFamily:
     reference: Callable[..., Any]               # (ckpt) -> PyTorch reference (validators, tests)
     synth_sources: tuple[str, ...] = ()         # files (relative to the ovexport package) a synthetic
                                                 # checkpoint depends on: its fingerprint hashes them
+    publishing: Callable[[], Any] | None = None  # () -> module: bundle extras (tokenizer IRs, chat template,
+                                                # preprocessor config), model-card facts, release resources
 
 
 _FAMILIES: dict[str, ModelFamily] = {}

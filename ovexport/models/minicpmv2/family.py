@@ -41,6 +41,11 @@ def _runtime(bundle: Path):
     return MiniCPMV2Adapter(bundle)
 
 
+def _publishing():
+    from . import publishing
+    return publishing
+
+
 def _reference(ckpt: Path, **kw):
     from .reference import TorchReference
     return TorchReference(ckpt, **kw)
@@ -48,7 +53,7 @@ def _reference(ckpt: Path, **kw):
 
 FAMILY = register_family(ModelFamily(
     name="minicpmv2", matches=_matches, part_specs=_part_specs, write_synthetic=_write_synthetic,
-    bundle_files=BUNDLE_FILES, runtime=_runtime, reference=_reference,
+    bundle_files=BUNDLE_FILES, runtime=_runtime, reference=_reference, publishing=_publishing,
     # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes
     synth_sources=tuple(f"models/minicpmv2/{f}.py" for f in (
         "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler")) + ("synthetic",),
