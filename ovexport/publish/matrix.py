@@ -1,6 +1,6 @@
 """``ovexport matrix pipeline.yaml``: the release matrix for GitHub Actions, one entry per recipe.
 
-Each entry: the recipe file (relative to the repository, as the workflow checks it out), its name and version, where
+Each entry: the recipe file (relative to the pipeline file's directory, where the workflow runs), its name and version, where
 it is published (or null), the memory and disk its job needs (from the model family), and the Hub cache key of
 its source. Printed as ``{"include": [...]}`` so ``strategy.matrix: ${{ fromJSON(...) }}`` takes it as is.
 """
@@ -26,7 +26,7 @@ def _family_of(recipe):
 
 def release_matrix(pipeline: str | Path, relative_to: str | Path | None = None) -> dict:
     spec, recipes = load_pipeline(pipeline)
-    base = Path(relative_to or os.getcwd()).absolute()
+    base = Path(relative_to or Path(pipeline).parent).absolute()  # the workflow runs where pipeline.yaml is
     entries = []
     for recipe in recipes:
         src = recipe.source_spec

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -150,7 +152,15 @@ def write_bundle_files(ckpt: Path, out: Path) -> None:
     ``tokenizer_config.json`` in ``out`` may be a hard link to the checkpoint's: it is replaced, never edited.
     """
     ckpt, out = Path(ckpt), Path(out)
-    write_ov_tokenizers(ckpt, out)
+    # in a fresh process: OpenVINO names unnamed ops from a process-wide counter (Constant_60 in the first
+    # conversion, Constant_6350 in the second), so only a fresh process writes the same XML every time
+    r = subprocess.run([sys.executable, "-c", "import sys; from ovexport.models.minicpmv2.publishing import "
+                        "write_ov_tokenizers as w; w(*map(__import__('pathlib').Path, sys.argv[1:]))",
+                        str(ckpt), str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BundleError(f"converting the tokenizer with openvino-tokenizers failed: {last}",
+                          fix="pip install openvino-tokenizers matching `pip show openvino`")
     config = json.loads((ckpt / "tokenizer_config.json").read_text(encoding="utf-8"))
     config["chat_template"] = chat_template()
     target = out / "tokenizer_config.json"
@@ -169,11 +179,12 @@ ovexport serve {repo_id.split('/')[-1]}          # a local web chat on http://12
 ```
 
 ```python
-from ovexport.runtime.pipeline import Pipeline
+from ovexport.runtime.pipeline import Conversation, Pipeline
 
 pipe = Pipeline.load("{repo_id.split('/')[-1]}")
-image = pipe.load_image("photo.jpg")
-print(pipe.chat([{{"role": "user", "content": "Describe this image."}}], image))
+conv = Conversation(image="photo.jpg")             # the image is encoded once per conversation
+print(pipe.chat("Describe this image.", conversation=conv).text)
+print(pipe.chat("And the colours?", conversation=conv).text)
 ```"""
 
 
