@@ -77,7 +77,7 @@ def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: 
         if do_publish and bundle is not None:
             from ovexport.publish.hub import publish as publish_bundle
             publish_bundle(bundle, repo_id, private=r.output.publish.private,
-                           echo=lambda m: console.print(m, highlight=False, markup=False))
+                           echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
 
 
 def _publish_targets(path: str, overrides: tuple[str, ...]):
@@ -187,10 +187,10 @@ def _load_pipeline(bundle: str, device: str, ov_config: tuple[str, ...], cache_d
     from ovexport.runtime.ov_models import parse_ov_config
     from ovexport.runtime.pipeline import Pipeline
 
+    pipe = Pipeline.load(bundle, device=device, ov_config=parse_ov_config(ov_config), cache_dir=cache_dir)
     if (warning := unvalidated_warning(Path(bundle))) is not None:
         err_console.print(warning, style="yellow", highlight=False, markup=False, soft_wrap=True)
-
-    return Pipeline.load(bundle, device=device, ov_config=parse_ov_config(ov_config), cache_dir=cache_dir)
+    return pipe
 
 
 @cli.command()
@@ -319,7 +319,7 @@ def publish(bundle: str, repo_id: str, private: bool | None, revision: str | Non
     if not REPO_ID_RE.match(repo_id):
         raise OvexportError(f"{repo_id!r} is not a Hugging Face repo id", fix="use --repo-id <owner>/<name>")
     publish_bundle(bundle, repo_id, private=private, revision=revision, create_pr=create_pr, dry_run=dry_run,
-                   allow_unvalidated=allow_unvalidated, echo=lambda m: console.print(m, highlight=False, markup=False))
+                   allow_unvalidated=allow_unvalidated, echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
 
 
 @cli.command()

@@ -150,8 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _repo(self, repo_id: str, head_only: bool = False) -> Repo | None:
         repo = self.hub.repos.get(repo_id)
-        if repo is None or (repo.private and self._user() != repo_id.split("/")[0]
-                            and self._user() != "tester"):
+        if repo is None or (repo.private and self._user() is None):
             self._error(404, "Repository not found", "RepoNotFound", head_only=head_only)
             return None
         return repo
@@ -203,8 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         repo_id = f"{payload.get('organization') or self._user()}/{payload['name']}"
         with self.hub.lock:
-            if repo_id in self.hub.repos:
-                return self._error(409, "You already created this model repo")
+            if repo_id in self.hub.repos:  # the Hub's 409 carries the url (create_repo(exist_ok=True) reads it)
+                return self._send(409, {"error": "You already created this model repo",
+                                        "url": f"{self.hub.endpoint}/{repo_id}"},
+                                  {"X-Error-Message": "You already created this model repo"})
             private = payload.get("visibility") == "private" or bool(payload.get("private"))
             repo = Repo(repo_id, private)
             sha = hashlib.sha1(f"init {repo_id}".encode()).hexdigest()

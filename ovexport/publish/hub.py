@@ -64,7 +64,10 @@ def bundle_files(bundle: Path, manifest: dict) -> list[tuple[str, int]]:
 @contextlib.contextmanager
 def hub_errors(where: str) -> Iterator[None]:
     """Turn the client's exceptions into one line with the fix (never with the token in it)."""
-    import httpx
+    try:  # huggingface_hub >= 1.x talks through httpx2 (httpx before that)
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 
     try:

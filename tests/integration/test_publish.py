@@ -285,12 +285,17 @@ def test_unvalidated_bundle_is_refused_unless_allowed_and_chat_warns(bundle, hub
     from ovexport.bundle.manifest import unvalidated_warning
     assert "NOT VALIDATED" in unvalidated_warning(unvalidated)
     assert unvalidated_warning(bundle) is None
+    chat = ovexport("chat", str(unvalidated), "Hi", "--greedy", "--max-new-tokens", "2")
+    assert chat.exit_code == 0, chat.output
+    assert "NOT VALIDATED" in chat.stderr and "NOT VALIDATED" not in chat.stdout
 
 
 def test_tampered_bundle_is_refused_before_anything_is_uploaded(bundle, hub, tmp_path):
     bad = copy_with(bundle, tmp_path / "bad")
-    with open(bad / "openvino_language_model.bin", "r+b") as f:
-        f.write(b"\0\0\0\0")
+    data = bytearray((bad / "openvino_language_model.bin").read_bytes())
+    data[100] ^= 0xFF
+    (bad / "openvino_language_model.bin").unlink()  # may be a hard link to the built bundle's file
+    (bad / "openvino_language_model.bin").write_bytes(bytes(data))
     r = ovexport("publish", str(bad), "--repo-id", "tester/tiny")
     assert r.exit_code != 0 and "does not match its sha256" in r.output
     assert hub.requests == []
