@@ -177,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", rf"/api/models/{_REPO}/preupload/(?P<rev>.+)", self.preupload),
             ("POST", rf"/api/models/{_REPO}/commit/(?P<rev>.+)", self.commit),
             ("POST", rf"/api/models/{_REPO}/tag/(?P<rev>.+)", self.create_tag),
+            ("POST", rf"/api/models/{_REPO}/branch/(?P<branch>.+)", self.create_branch),
             ("GET", rf"/api/models/{_REPO}/refs", self.refs),
             ("GET", rf"/api/models/{_REPO}/revision/(?P<rev>.+)", self.info),
             ("GET", rf"/api/models/{_REPO}", self.info),
@@ -285,6 +286,20 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(409, f"Tag {payload['tag']} already exists")
             r.tags[payload["tag"]] = sha
         self._send(200, {"name": payload["tag"], "ref": f"refs/tags/{payload['tag']}", "targetCommit": sha})
+
+    def create_branch(self, repo, branch, query, head_only) -> None:
+        payload = json.loads(self._body() or b"{}")
+        if not self._can_write() or (r := self._repo(repo)) is None:
+            return
+        with self.hub.lock:
+            branch = unquote(branch)
+            if branch in r.branches:
+                return self._error(409, f"Branch {branch} already exists")
+            sha = r.resolve(payload.get("startingPoint") or "main")
+            if sha is None:
+                return self._error(404, "Invalid starting point", "RevisionNotFound")
+            r.branches[branch] = sha
+        self._send(200, {})
 
     def refs(self, repo, query, head_only) -> None:
         if (r := self._repo(repo)) is None:

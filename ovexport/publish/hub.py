@@ -132,6 +132,8 @@ def publish(bundle: str | Path, repo_id: str, *, private: bool | None = None, re
         tmp = Path(tmpdir)
         api.whoami()
         api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)  # a release branch may not exist yet
         refs = api.list_repo_refs(repo_id)
         if any(t.name == tag for t in refs.tags):
             published = _read_back_manifest(api, repo_id, tag, tmp)

@@ -308,6 +308,13 @@ def test_create_pr_opens_a_pull_request_and_tags_nothing(bundle, hub):
     assert len(repo.prs) == 1 and repo.tags == {} and "discussions/1" in r.output
 
 
+def test_revision_commits_to_a_new_branch_and_tags_that_commit(bundle, hub):
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--revision", "release-0.1")
+    assert r.exit_code == 0, r.output
+    repo = hub.repos["tester/tiny"]
+    assert repo.tags[VERSION_TAG] == repo.branches["release-0.1"] != repo.branches["main"]
+
+
 def test_run_pipeline_publish_builds_and_publishes_every_recipe(builds, hub, tmp_path):
     root = builds[0].parent.parent
     pipeline = tmp_path / "pipeline.yaml"
