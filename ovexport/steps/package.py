@@ -31,7 +31,9 @@ def _license(ckpt: Path) -> str | None:
 
 PACKAGES = ("openvino", "nncf", "openvino_tokenizers", "torch", "transformers", "timm", "huggingface_hub",
             "safetensors", "sentencepiece")
-FIGURES = {"compare": "compare.json", "bench": "bench.json"}  # optional figures a bundle may carry for its card
+# optional figures a bundle carries (and its card shows) when a step left them next to the validation or
+# compressed-IR artifact
+FIGURES = {"compare": "compare.json", "bench": "bench.json"}
 
 
 @register_step
@@ -95,8 +97,14 @@ class Package(Step):
                            for c in validation.get("checks", [])}},
         }
         manifest = scrub(manifest, machine)
+        figures = {}
+        for key, name in FIGURES.items():  # compare / bench figures an earlier step left next to its artifact
+            for d in (ctx.inputs.get("validation"), irs):
+                if d is not None and (Path(d) / name).is_file():
+                    figures[key] = scrub(json.loads((Path(d) / name).read_text()), machine)
+                    (ctx.out / name).write_text(json.dumps(figures[key], indent=2, ensure_ascii=False) + "\n")
+                    break
         if family.publishing is not None:
-            figures = {k: json.loads((ctx.out / f).read_text()) for k, f in FIGURES.items() if (ctx.out / f).is_file()}
             publish = ctx.recipe.output.publish
             (ctx.out / CARD).write_text(render_card(manifest, family.publishing(), publish and publish.repo_id,
                                                     license=_license(ckpt), figures=figures), encoding="utf-8")
@@ -104,5 +112,10 @@ class Package(Step):
         manifest[BUILD] = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (ctx.out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         # the checkpoint this bundle came from, for `ovexport validate` on this machine: outside the bundle
-        (ctx.work / LOCAL_SOURCES).write_text(json.dumps({ctx.recipe.version: str(ckpt)}) + "\n")
+        local = ctx.work / LOCAL_SOURCES
+        try:
+            recorded = json.loads(local.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        local.write_text(json.dumps({**recorded, ctx.recipe.version: str(ckpt)}, indent=1) + "\n")
         return {"files": len(manifest["files"]), "bytes": sum(f["size"] for f in manifest["files"].values())}

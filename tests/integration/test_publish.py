@@ -316,6 +316,7 @@ def test_revision_commits_to_a_new_branch_and_tags_that_commit(bundle, hub):
 
 
 def test_run_pipeline_publish_builds_and_publishes_every_recipe(builds, hub, tmp_path):
+    # last in the module: it re-packages build A (the card now names the repo); every other step is up to date
     root = builds[0].parent.parent
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(f"recipes:\n  - {INT4}\npublish:\n  repo_id_prefix: tester/ov-\n")
