@@ -183,14 +183,18 @@ def _runtime_options(f):
 
 
 def _load_pipeline(bundle: str, device: str, ov_config: tuple[str, ...], cache_dir: str | None):
-    from ovexport.bundle.manifest import unvalidated_warning
     from ovexport.runtime.ov_models import parse_ov_config
     from ovexport.runtime.pipeline import Pipeline
 
-    pipe = Pipeline.load(bundle, device=device, ov_config=parse_ov_config(ov_config), cache_dir=cache_dir)
+    return Pipeline.load(bundle, device=device, ov_config=parse_ov_config(ov_config), cache_dir=cache_dir)
+
+
+def _warn_if_unvalidated(bundle: str) -> None:
+    """On stderr, once the bundle and the inputs loaded (so an input error stays one line)."""
+    from ovexport.bundle.manifest import unvalidated_warning
+
     if (warning := unvalidated_warning(Path(bundle))) is not None:
         err_console.print(warning, style="yellow", highlight=False, markup=False, soft_wrap=True)
-    return pipe
 
 
 @cli.command()
@@ -230,6 +234,7 @@ def chat(bundle: str, prompt: str | None, image: str | None, greedy: bool, sampl
                           max_new_tokens=max_new_tokens, stop=stop)
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
     img = pipe.load_image(image) if image is not None else None
+    _warn_if_unvalidated(bundle)
     if prompt is not None:
         one_shot(pipe, prompt, img, config, as_json)
     else:
@@ -254,6 +259,7 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
     from ovexport.runtime.serve import serve as run_server
 
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
+    _warn_if_unvalidated(bundle)
     err_console.print("warming up the models...", highlight=False)
     pipe.warmup()
     console.print(f"serving {bundle} on http://{host}:{port} (Ctrl-C to stop)", highlight=False)
