@@ -64,7 +64,9 @@ def revalidate_bundle(bundle: Path, ckpt: Path | None = None, device: str | None
     manifest, n_files = check_files(bundle)
     if ckpt is None:
         from ovexport.bundle.reproducible import recorded_checkpoint  # bundles record no path: the work dir does
-        recorded = recorded_checkpoint(bundle)
+        source: Any = manifest.get("source") or {}
+        old = source.get("checkpoint") if isinstance(source, dict) else None  # bundles from before issue 9
+        recorded = recorded_checkpoint(bundle) or (Path(old) if old else None)
         if not recorded:
             raise BundleError(f"no source checkpoint is recorded for {bundle} on this machine",
                               fix="pass the checkpoint directory the bundle was exported from")
