@@ -59,20 +59,50 @@ def _load(path: str, overrides: tuple[str, ...]):
 @click.option("--until", metavar="STEP", help="Stop after this step.")
 @click.option("--no-run-cache", is_flag=True, help="Neither take step outputs from the run cache nor store them "
               "there (see `ovexport cache info`).")
+@click.option("--publish", "do_publish", is_flag=True, help="Then publish each bundle to its output.publish repo "
+              "(or the pipeline's publish.repo_id_prefix + name); see `ovexport publish`.")
 def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: str | None,
-        no_run_cache: bool) -> None:
+        no_run_cache: bool, do_publish: bool) -> None:
     """Run a recipe (or every recipe of a pipeline file): convert, compress, validate, package."""
     import ovexport.steps  # noqa: F401  (registers the steps)
     from ovexport.engine import runner
     from ovexport.engine.report import summary_table
 
-    for r in _load(recipe, overrides):
+    recipes = _publish_targets(recipe, overrides) if do_publish else [(r, None) for r in _load(recipe, overrides)]
+    for r, repo_id in recipes:
         console.rule(f"[bold]{r.name}[/] {r.version}  ({r.source})")
         result = runner.run(r, force=force, until=until, console=console, run_cache=not no_run_cache)
         console.print(summary_table(result))
         bundle = result.artifacts.get("bundle")
         if bundle is not None:
             console.print(f"bundle: [bold green]{bundle}[/]", highlight=False)
+        if do_publish and bundle is not None:
+            from ovexport.publish.hub import publish as publish_bundle
+            publish_bundle(bundle, repo_id, private=r.output.publish.private,
+                           echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+
+
+def _publish_targets(path: str, overrides: tuple[str, ...]):
+    """[(recipe, repo_id)] with output.publish filled in from the pipeline's repo_id_prefix (so the model card
+    names the repo); a recipe with nowhere to go is an error before anything runs."""
+    from ovexport.recipe.load import load_pipeline
+    from ovexport.recipe.schema import PublishSpec
+
+    try:
+        spec, recipes = load_pipeline(path, overrides)
+    except RecipeError:
+        spec, recipes = None, _load(path, overrides)
+    out = []
+    for r in recipes:
+        repo_id = spec.publish_repo_id(r) if spec is not None else (r.output.publish and r.output.publish.repo_id)
+        if repo_id is None:
+            raise RecipeError([f"{r.path or r.name}: --publish, but the recipe has no output.publish.repo_id"],
+                              fix="add output: {publish: {repo_id: ORG/NAME}} or, in pipeline.yaml, "
+                                  "publish: {repo_id_prefix: ORG/}")
+        if r.output.publish is None:
+            r.output.publish = PublishSpec(repo_id=repo_id)
+        out.append((r, repo_id))
+    return out
 
 
 @cli.command()
@@ -247,6 +277,14 @@ def _load_pipeline(bundle: str, device: str, ov_config: tuple[str, ...], cache_d
     return Pipeline.load(bundle, device=device, ov_config=parse_ov_config(ov_config), cache_dir=cache_dir)
 
 
+def _warn_if_unvalidated(bundle: str) -> None:
+    """On stderr, once the bundle and the inputs loaded (so an input error stays one line)."""
+    from ovexport.bundle.manifest import unvalidated_warning
+
+    if (warning := unvalidated_warning(Path(bundle))) is not None:
+        err_console.print(warning, style="yellow", highlight=False, markup=False, soft_wrap=True)
+
+
 @cli.command()
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.argument("prompt", required=False)
@@ -284,6 +322,7 @@ def chat(bundle: str, prompt: str | None, image: str | None, greedy: bool, sampl
                           max_new_tokens=max_new_tokens, stop=stop)
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
     img = pipe.load_image(image) if image is not None else None
+    _warn_if_unvalidated(bundle)
     if prompt is not None:
         one_shot(pipe, prompt, img, config, as_json)
     else:
@@ -308,6 +347,7 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
     from ovexport.runtime.serve import serve as run_server
 
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
+    _warn_if_unvalidated(bundle)
     err_console.print("warming up the models...", highlight=False)
     pipe.warmup()
     console.print(f"serving {bundle} on http://{host}:{port} (Ctrl-C to stop)", highlight=False)
@@ -356,6 +396,39 @@ def validate(bundle: str, checkpoint: str | None, device: str | None) -> None:
     report = revalidate_bundle(Path(bundle), Path(checkpoint) if checkpoint else None, device, console)
     raise_if_failed(report)
     console.print("[green]validation passed[/]")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+@click.option("--repo-id", required=True, metavar="ORG/NAME", help="Hugging Face model repo to publish to.")
+@click.option("--private/--public", default=None, help="Visibility of a repo this creates (default: the Hub's).")
+@click.option("--revision", metavar="BRANCH", help="Branch to commit to (default: main).")
+@click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch (no tag).")
+@click.option("--dry-run", is_flag=True, help="Print the files, sizes, target and tag; upload nothing.")
+@click.option("--allow-unvalidated", is_flag=True, help="Publish a bundle without a passed validation.")
+def publish(bundle: str, repo_id: str, private: bool | None, revision: str | None, create_pr: bool, dry_run: bool,
+            allow_unvalidated: bool) -> None:
+    """Publish a bundle to the Hugging Face Hub: one commit with every file, tagged v<version>.
+
+    The token comes from HF_TOKEN or `hf auth login`. Publishing a version again is a no-op when the tag holds
+    the same bundle, and refused when it holds another (versions are immutable).
+    """
+    from ovexport.publish.hub import publish as publish_bundle
+    from ovexport.recipe.schema import REPO_ID_RE
+
+    if not REPO_ID_RE.match(repo_id):
+        raise OvexportError(f"{repo_id!r} is not a Hugging Face repo id", fix="use --repo-id <owner>/<name>")
+    publish_bundle(bundle, repo_id, private=private, revision=revision, create_pr=create_pr, dry_run=dry_run,
+                   allow_unvalidated=allow_unvalidated, echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, exists=True))
+def matrix(pipeline: str) -> None:
+    """Print the release matrix of a pipeline file as JSON for GitHub Actions (one entry per recipe)."""
+    from ovexport.publish.matrix import release_matrix
+
+    click.echo(json.dumps(release_matrix(pipeline), separators=(",", ":")))
 
 
 def _register_commands() -> None:

@@ -61,3 +61,39 @@ def verify_files(bundle: Path, manifest: dict[str, Any] | None = None) -> None:
     if problems:
         raise BundleError(f"bundle {bundle} is not what its manifest describes: " + "; ".join(problems),
                           fix="do not use it: rebuild it with `ovexport run` or download it again")
+
+
+BUILD = "build"   # the manifest's build record: when it was built; the only part two builds may differ in
+
+
+def content_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest without its build record: equal for two builds of one recipe with the same tools."""
+    return {k: v for k, v in manifest.items() if k != BUILD}
+
+
+def validation_state(manifest: dict[str, Any]) -> str:
+    """'passed', 'failed' or 'not validated' (no validate step ran)."""
+    v = manifest.get("validation")
+    if not v:
+        return "not validated"
+    return "passed" if v.get("passed") else "failed"
+
+
+def is_validated(manifest: dict[str, Any]) -> bool:
+    return validation_state(manifest) == "passed"
+
+
+def unvalidated_warning(bundle: Path) -> str | None:
+    """One line for ``chat`` / ``serve`` when the bundle at ``bundle`` has no passed validation, else None."""
+    path = Path(bundle) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    state = validation_state(manifest)
+    if state == "passed":
+        return None
+    return (f"warning: {manifest.get('name', bundle)} {manifest.get('version', '')} is {state.upper()}: its outputs "
+            "were not checked against the source model (rebuild with the validate step, or `ovexport validate` it)")

@@ -25,6 +25,8 @@ class ModelFamily:
     synth_sources: tuple[str, ...] = ()         # files (relative to the ovexport package) a synthetic
                                                 # checkpoint depends on: its fingerprint hashes them
     synthetic_sizes: tuple[str, ...] = ()       # what ``synthetic://<size>`` may name for this family
+    publishing: Callable[[], Any] | None = None  # () -> module: bundle extras (tokenizer IRs, chat template,
+                                                # preprocessor config), model-card facts, release resources
 
 
 _FAMILIES: dict[str, ModelFamily] = {}

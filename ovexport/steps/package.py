@@ -8,15 +8,32 @@ from pathlib import Path
 
 from ovexport import __version__
 from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, MANIFEST, VALIDATION, ir_files
-from ovexport.bundle.manifest import FORMAT, file_entries
+from ovexport.bundle.manifest import BUILD, FORMAT, file_entries
+from ovexport.bundle.reproducible import LOCAL_SOURCES, bundle_validation, local_paths, scrub
 from ovexport.engine.lock import Lock
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.models.registry import family_for
+from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
 
 from .common import link_or_copy, versions
 
-PACKAGES = ("openvino", "nncf", "torch", "transformers", "timm", "huggingface_hub", "safetensors", "sentencepiece")
+def _license(ckpt: Path) -> str | None:
+    """The source's license, from the metadata of its README.md (a Hub snapshot has one), else None."""
+    readme = Path(ckpt) / "README.md"
+    if not readme.is_file():
+        return None
+    try:
+        from huggingface_hub import ModelCard
+        return ModelCard.load(readme).data.to_dict().get("license")
+    except Exception:  # noqa: BLE001 - an unreadable card just means an unknown license
+        return None
+
+PACKAGES = ("openvino", "nncf", "openvino_tokenizers", "torch", "transformers", "timm", "huggingface_hub",
+            "safetensors", "sentencepiece")
+# optional figures a bundle carries (and its card shows) when a step left them next to the validation or
+# compressed-IR artifact
+FIGURES = {"compare": "compare.json", "bench": "bench.json"}
 
 
 @register_step
@@ -47,32 +64,61 @@ class Package(Step):
             if (ckpt / name).is_file():
                 link_or_copy(ckpt / name, ctx.out / name)
         compression = json.loads((irs / COMPRESSION).read_text()) if (irs / COMPRESSION).is_file() else {}
+        if family.publishing is not None:
+            family.publishing().write_bundle_files(ckpt, ctx.out)
+        # nothing of this machine goes into the bundle: paths, timings and clock readings stay in the lock
+        # and in the manifest's build record (reproducible bundles, see bundle/reproducible.py)
+        machine = local_paths(ckpt, irs, ctx.work, ctx.out, Path(ctx.recipe.output.root))
         validation = None
         if "validation" in ctx.inputs and (ctx.inputs["validation"] / VALIDATION).is_file():
-            link_or_copy(ctx.inputs["validation"] / VALIDATION, ctx.out / VALIDATION)
-            validation = json.loads((ctx.out / VALIDATION).read_text())
-        lock = Lock.for_work(ctx.work)
+            report = json.loads((ctx.inputs["validation"] / VALIDATION).read_text())
+            validation = bundle_validation(report, machine)
+            (ctx.out / VALIDATION).write_text(json.dumps(validation, indent=2, ensure_ascii=False) + "\n")
         src = ctx.recipe.source_spec
-        source = {"uri": src.uri, "kind": src.kind, "repo_id": src.repo_id, "revision": src.revision,
-                  "checkpoint": str(ckpt)}
+        source = {"uri": src.uri, "kind": src.kind, "repo_id": src.repo_id, "revision": src.revision}
+        lock = Lock.for_work(ctx.work)
         ckpt_meta = lock.get("download") or {}
+        recipe = resolved_dict(ctx.recipe)
+        recipe.get("output", {}).pop("root", None)  # where this machine keeps its bundles is no part of one
         manifest = {
             "format": FORMAT,
             "name": ctx.recipe.name,
             "version": ctx.recipe.version,
             "model_family": family.name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "recipe": resolved_dict(ctx.recipe),
+            "recipe": recipe,
             "source": {**source, "checkpoint_digest": ckpt_meta.get("output", {}).get("digest")},
             "packages": {"ovexport": __version__, **versions(*PACKAGES), "python": platform.python_version()},
             "steps": {name: entry.get("fingerprint") for name, entry in lock.steps.items() if name != self.name},
             "compression": compression,
+            "validated": validation is not None and bool(validation.get("passed")),
             "validation": None if validation is None else {
                 "passed": validation.get("passed"), "ov_config": validation.get("ov_config"),
                 "not_gated": validation.get("not_gated", []),
-                "checks": {c["name"]: {"status": c.get("status"), "passed": c["passed"], "metrics": c["metrics"]}
+                "device": validation.get("device"),
+                "checks": {c["name"]: {"status": c.get("status"), "passed": c["passed"], "metrics": c["metrics"],
+                                       "gates": c.get("gates", [])}
                            for c in validation.get("checks", [])}},
-            "files": file_entries(ctx.out),
         }
+        manifest = scrub(manifest, machine)
+        figures = {}
+        for key, name in FIGURES.items():  # compare / bench figures an earlier step left next to its artifact
+            for d in (ctx.inputs.get("validation"), irs):
+                if d is not None and (Path(d) / name).is_file():
+                    figures[key] = scrub(json.loads((Path(d) / name).read_text()), machine)
+                    (ctx.out / name).write_text(json.dumps(figures[key], indent=2, ensure_ascii=False) + "\n")
+                    break
+        if family.publishing is not None:
+            publish = ctx.recipe.output.publish
+            (ctx.out / CARD).write_text(render_card(manifest, family.publishing(), publish and publish.repo_id,
+                                                    license=_license(ckpt), figures=figures), encoding="utf-8")
+        manifest["files"] = file_entries(ctx.out)
+        manifest[BUILD] = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (ctx.out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        # the checkpoint this bundle came from, for `ovexport validate` on this machine: outside the bundle
+        local = ctx.work / LOCAL_SOURCES
+        try:
+            recorded = json.loads(local.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        local.write_text(json.dumps({**recorded, ctx.recipe.version: str(ckpt)}, indent=1) + "\n")
         return {"files": len(manifest["files"]), "bytes": sum(f["size"] for f in manifest["files"].values())}

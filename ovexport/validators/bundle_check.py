@@ -63,14 +63,16 @@ def revalidate_bundle(bundle: Path, ckpt: Path | None = None, device: str | None
     bundle = Path(bundle)
     manifest, n_files = check_files(bundle)
     if ckpt is None:
+        from ovexport.bundle.reproducible import recorded_checkpoint  # bundles record no path: the work dir does
         source: Any = manifest.get("source") or {}
-        recorded = source.get("checkpoint") if isinstance(source, dict) else None
+        old = source.get("checkpoint") if isinstance(source, dict) else None  # bundles from before issue 9
+        recorded = recorded_checkpoint(bundle) or (Path(old) if old else None)
         if not recorded:
-            raise BundleError(f"{bundle / MANIFEST} records no source checkpoint",
+            raise BundleError(f"no source checkpoint is recorded for {bundle} on this machine",
                               fix="pass the checkpoint directory the bundle was exported from")
         ckpt = Path(recorded)
         if not (ckpt / "config.json").is_file():
-            raise BundleError(f"the checkpoint {ckpt} recorded in {MANIFEST} is not there any more",
+            raise BundleError(f"the checkpoint {ckpt} recorded for {bundle} is not there any more",
                               fix="pass the checkpoint directory the bundle was exported from explicitly")
     spec = _spec_of(manifest, bundle)
     if device:

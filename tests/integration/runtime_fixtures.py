@@ -4,7 +4,7 @@
   ``recipes/tiny-minicpmv2-fp32.yaml`` into a temporary ``output.root`` (without the ``validate`` step: these
   tests check the runtime, not the export);
 - ``rt_pipe``: ``Pipeline`` on it, precisions pinned to f32 (parity with PyTorch), no compiled-model cache;
-- ``rt_reference``: the PyTorch reference on the bundle's source checkpoint (``manifest["source"]["checkpoint"]``);
+- ``rt_reference``: the PyTorch reference on the bundle's source checkpoint (``recorded_checkpoint(bundle)``);
 - ``rt_images``: deterministic synthetic images, 448x448 (not sliced) and 1344x896 (3x2 slices), as PNG paths.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from ovexport.bundle.reproducible import recorded_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 FP32_RECIPE = REPO / "recipes" / "tiny-minicpmv2-fp32.yaml"
@@ -69,7 +71,7 @@ def rt_reference(rt_bundle):
     from ovexport.models.minicpmv2.reference import TorchReference
 
     def load():
-        ckpt = Path(json.loads((rt_bundle / "manifest.json").read_text())["source"]["checkpoint"])
+        ckpt = recorded_checkpoint(rt_bundle)
         assert ckpt.is_dir(), ckpt
         return TorchReference(ckpt)
 

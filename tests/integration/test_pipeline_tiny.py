@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from ovexport.bundle.reproducible import recorded_checkpoint
 from click.testing import CliRunner
 
 from ovexport.cli import cli
@@ -182,7 +184,7 @@ def test_fp32_bundle_matches_pytorch_logits_and_greedy_tokens(tmp_path):
     r = ovexport("run", FP32, "--set", f"output.root={tmp_path}")
     assert r.exit_code == 0, r.output
     bundle = tmp_path / "tiny-minicpmv2-fp32" / "0.1.0"
-    ckpt = Path(json.loads((bundle / "manifest.json").read_text())["source"]["checkpoint"])
+    ckpt = recorded_checkpoint(bundle)
     pipe = Pipeline.load(bundle, ov_config={"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"})
     ref = TorchReference(ckpt)
     image = Image.fromarray((np.random.default_rng(0).random((600, 900, 3)) * 255).astype("uint8"))

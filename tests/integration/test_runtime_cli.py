@@ -29,7 +29,7 @@ def test_chat_json_is_greedy_reference(rt_bundle, rt_images, rt_reference):
     r = run("chat", rt_bundle, Q, "--image", rt_images["1344x896"], "--greedy", "--max-new-tokens", "12", "--json",
             *F32_FLAGS)
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(out) == {"prompt_token_ids", "token_ids", "text"}
     from PIL import Image
     prepared = rt_reference.prepare([{"role": "user", "content": Q}], Image.open(rt_images["1344x896"]).convert("RGB"))
@@ -44,13 +44,13 @@ def test_chat_one_shot_streams_the_same_text(rt_bundle, rt_images, rt_pipe):
     plain = run(*args, "--greedy")
     js = run(*args, "--greedy", "--json")
     assert plain.exit_code == 0 and js.exit_code == 0, plain.output + js.output
-    assert plain.output == json.loads(js.output)["text"] + "\n"
+    assert plain.stdout == json.loads(js.stdout)["text"] + "\n"  # stderr: the unvalidated-bundle warning
     # decoding flags reach the generator: seeded sampling = the Python API with the same config
     s = run(*args, "--seed", "7", "--top-k", "50", "--temperature", "0.9", "--json")
     want = rt_pipe.chat(Q, str(rt_images["448x448"]), G.sampling(seed=7, top_k=50, temperature=0.9, max_new_tokens=10))
-    assert json.loads(s.output)["token_ids"] == want.token_ids
+    assert json.loads(s.stdout)["token_ids"] == want.token_ids
     b = run(*args, "--num-beams", "2", "--json")
-    assert json.loads(b.output)["token_ids"] == rt_pipe.chat(Q, str(rt_images["448x448"]),
+    assert json.loads(b.stdout)["token_ids"] == rt_pipe.chat(Q, str(rt_images["448x448"]),
                                                              G.beam(num_beams=2, max_new_tokens=10)).token_ids
 
 
@@ -110,7 +110,7 @@ def test_bench_json(rt_bundle, tmp_path):
     r = run("bench", rt_bundle, "--runs", "1", "--warmup", "0", "--max-new-tokens", "4", "--json",
             "--cache-dir", tmp_path / "cache")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(out["cases"]) == {"448x448", "1344x896"}
     for name, c in out["cases"].items():
         for k in ("vision_ms", "prefill_ms", "ttft_ms", "decode_tokens_per_s", "peak_rss_mb", "prompt_tokens"):

@@ -44,6 +44,11 @@ def _runtime(bundle: Path):
     return MiniCPMV2Adapter(bundle)
 
 
+def _publishing():
+    from . import publishing
+    return publishing
+
+
 def _reference(ckpt: Path, **kw):
     from .reference import TorchReference
     return TorchReference(ckpt, **kw)
@@ -51,7 +56,7 @@ def _reference(ckpt: Path, **kw):
 
 FAMILY = register_family(ModelFamily(
     name="minicpmv2", matches=_matches, part_specs=_part_specs, write_synthetic=_write_synthetic,
-    bundle_files=BUNDLE_FILES, runtime=_runtime, reference=_reference,
+    bundle_files=BUNDLE_FILES, runtime=_runtime, reference=_reference, publishing=_publishing,
     # tiny: random weights, a few MB; tiny-trained: trained on a generated VQA task (trained/), cached;
     # full: the real shapes
     synthetic_sizes=("tiny", "tiny-trained", "full"),

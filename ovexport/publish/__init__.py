@@ -1,0 +1,1 @@
+"""Publishing bundles: model card, Hub upload, release matrix."""
