@@ -177,7 +177,7 @@ class Comparison:
                            f"in {self.ref_info['seconds']:.1f}s ({self.cache.root})", highlight=False, soft_wrap=True)
 
     def score(self, name: str, label: str, ir_dir: Path, meta_dir: Path, fingerprint: str,
-              overrides: Sequence[str] = ()) -> dict:
+              overrides: Sequence[str] = (), compress_fingerprint: str | None = None) -> dict:
         from ovexport.evaluation.cost import ir_cost
 
         key = _variant_key(fingerprint, self.ref_key, self.evalset, self.opts)
@@ -191,6 +191,7 @@ class Comparison:
             res = evaluate_irs(ir_dir, meta_dir, self.family, self.evalset, self.reference, self.opts.max_new_tokens,
                                self.opts.ov_config, self.opts.device, progress=tick)
         data = {"key": key, "name": name, "label": label, "overrides": list(overrides), "ir_dir": str(ir_dir),
+                "compress_fingerprint": compress_fingerprint,
                 "metrics": res["metrics"], "answers": res["answers"], "cost": ir_cost(ir_dir),
                 "eval_seconds": round(time.monotonic() - t0, 2)}
         if self.opts.speed:
@@ -256,7 +257,8 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
         res = runner.run(recipe, until="compress", console=console, run_cache=run_cache)
         ckpt, ir_dir = res.artifacts["checkpoint"], res.artifacts["compressed_ir"]
         cmp.prepare(family_for(ckpt), ckpt)
-        scored.append(cmp.score(recipe.name, v.label, ir_dir, ckpt, res.row("compress").fingerprint, v.overrides))
+        fp = res.row("compress").fingerprint
+        scored.append(cmp.score(recipe.name, v.label, ir_dir, ckpt, fp, v.overrides, compress_fingerprint=fp))
     title = f"ovexport compare {Path(recipe_path).name}: {len(scored)} variants on {cmp.evalset.name}"
     return cmp.finish(title, Path(recipe_path).name, scored)
 

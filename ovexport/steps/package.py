@@ -107,6 +107,12 @@ class Package(Step):
                     figures[key] = scrub(json.loads((Path(d) / name).read_text()), machine)
                     (ctx.out / name).write_text(json.dumps(figures[key], indent=2, ensure_ascii=False) + "\n")
                     break
+        if "compare" not in figures:  # `ovexport compare` scored these very IRs (same compress fingerprint)
+            from ovexport.compare.figures import figures_for
+            found = figures_for(Path(ctx.recipe.output.root), (lock.get("compress") or {}).get("fingerprint"))
+            if found:
+                figures["compare"] = found
+                (ctx.out / FIGURES["compare"]).write_text(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
         if family.publishing is not None:
             publish = ctx.recipe.output.publish
             (ctx.out / CARD).write_text(render_card(manifest, family.publishing(), publish and publish.repo_id,

@@ -92,6 +92,9 @@ def test_compare_built_bundles_reads_the_same_cached_reference(compared, eval_fo
     r = ovexport("run", INT4, "--set", f"output.root={root}")
     assert r.exit_code == 0, r.output
     bundle = root / "tiny-minicpmv2-int4" / "0.1.0"
+    card = (bundle / "README.md").read_text()          # the compare of these very IRs reached the model card
+    assert "Comparison with the source model" in card and "kl_mean" in card and "noise" in card
+    assert json.loads((bundle / "compare.json").read_text())["eval set"].endswith("(4 questions)")
     ckpt = root / ".work" / "tiny-minicpmv2-int4" / "checkpoint"
     env = {"OVEXPORT_REFERENCE_CACHE": str(root / ".work" / ".reference")}
     r = ovexport("compare", str(bundle), "--checkpoint", str(ckpt), "--eval", str(eval_folder), "--max-new-tokens", "6",
