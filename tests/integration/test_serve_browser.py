@@ -106,3 +106,77 @@ def test_upload_ask_and_see_the_streamed_answer(server, rt_images):
         finally:
             browser.close()
     assert proc.poll() is None, "the server died during the test"
+
+
+@pytest.fixture()
+def trained_server(tmp_path, trained_checkpoint):
+    """``ovexport serve`` on the TRAINED tiny bundle (fp32), whose answers can be right or wrong."""
+    _requirements()
+    import ovexport.steps  # noqa: F401  (registers the steps)
+    from ovexport.engine import runner
+    from ovexport.recipe.load import load_recipe
+    from runtime_fixtures import REPO, STEPS
+
+    recipe = load_recipe(REPO / "recipes" / "tiny-trained-minicpmv2-fp32.yaml",
+                         [f"output.root={tmp_path / 'dist'}", f"steps={STEPS}"])
+    bundle = Path(runner.run(recipe).artifacts["bundle"])
+    port = free_port()
+    proc = subprocess.Popen(ovexport_cmd("serve", str(bundle), "--port", str(port), *F32_FLAGS),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc)
+        yield f"http://127.0.0.1:{port}/", proc, bundle
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_the_trained_model_gives_the_right_answer_on_the_page(trained_server, trained_checkpoint):
+    """The first held-out question (in file order) that the runtime answers right is asked through the page: the
+    page shows the ground truth."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from ovexport.evaluation.scoring import normalise_answer
+    from ovexport.runtime.generation import GenerationConfig
+    from ovexport.runtime.pipeline import Pipeline
+    from runtime_fixtures import F32
+
+    url, proc, bundle = trained_server
+    heldout = trained_checkpoint / "heldout"
+    pipe = Pipeline.load(bundle, ov_config=F32, cache_dir=False)
+    case = None
+    for line in (heldout / "questions.jsonl").read_text().splitlines():
+        q = json.loads(line)
+        got = pipe.chat(q["question"], image=heldout / q["image"], config=GenerationConfig.greedy(max_new_tokens=8))
+        if normalise_answer(got.text) == normalise_answer(q["answer"]):
+            case = q
+            break
+    del pipe
+    assert case is not None, "the trained bundle answers no held-out question right"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.locator("#image input[type=file]").set_input_files(str(heldout / case["image"]))
+            page.wait_for_selector("#image img", timeout=60_000)
+            page.get_by_label("Greedy").check()
+            page.locator("#question textarea").fill(case["question"])
+            page.locator("#send").click()
+            bot = page.locator("#chatbot [data-testid=bot]").last
+            bot.wait_for(timeout=60_000)
+            page.wait_for_function(
+                "() => { const m = document.querySelectorAll('#chatbot [data-testid=bot]');"
+                " return m.length && m[m.length - 1].innerText.trim().length > 0; }", timeout=120_000)
+            time.sleep(1.0)  # the stream may still be adding its last characters
+            assert normalise_answer(bot.inner_text()) == normalise_answer(case["answer"])
+        finally:
+            browser.close()
+    assert proc.poll() is None, "the server died during the test"
