@@ -7,6 +7,7 @@ Needs Debian's Chromium and the Python playwright package (no `playwright instal
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -59,11 +60,11 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
 
 
-@pytest.fixture()
-def server(rt_bundle):
-    _requirements()
+@contextlib.contextmanager
+def serving(bundle: Path):
+    """``ovexport serve BUNDLE`` on a free port; yields (url, process); stopped afterwards."""
     port = free_port()
-    proc = subprocess.Popen(ovexport_cmd("serve", str(rt_bundle), "--port", str(port), *F32_FLAGS),
+    proc = subprocess.Popen(ovexport_cmd("serve", str(bundle), "--port", str(port), *F32_FLAGS),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -76,6 +77,13 @@ def server(rt_bundle):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def server(rt_bundle):
+    _requirements()
+    with serving(rt_bundle) as served:
+        yield served
 
 
 def test_upload_ask_and_see_the_streamed_answer(server, rt_images):
@@ -120,19 +128,8 @@ def trained_server(tmp_path, trained_checkpoint):
     recipe = load_recipe(REPO / "recipes" / "tiny-trained-minicpmv2-fp32.yaml",
                          [f"output.root={tmp_path / 'dist'}", f"steps={STEPS}"])
     bundle = Path(runner.run(recipe).artifacts["bundle"])
-    port = free_port()
-    proc = subprocess.Popen(ovexport_cmd("serve", str(bundle), "--port", str(port), *F32_FLAGS),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
-    try:
-        wait_http(f"http://127.0.0.1:{port}/", proc)
-        yield f"http://127.0.0.1:{port}/", proc, bundle
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with serving(bundle) as (url, proc):
+        yield url, proc, bundle
 
 
 def test_the_trained_model_gives_the_right_answer_on_the_page(trained_server, trained_checkpoint):
