@@ -86,33 +86,45 @@ def server(rt_bundle):
         yield served
 
 
-def test_upload_ask_and_see_the_streamed_answer(server, rt_images):
+@contextlib.contextmanager
+def browser_page():
     from playwright.sync_api import sync_playwright
 
-    url, proc = server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            page.wait_for_selector("#question textarea", timeout=60_000)
-            page.locator("#image input[type=file]").set_input_files(str(rt_images["448x448"]))
-            page.wait_for_selector("#image img", timeout=60_000)  # uploaded and shown: the conversation is reset
-            page.get_by_label("Greedy").check()
-            page.locator("#question textarea").fill("What is in the image?")
-            page.locator("#send").click()
-            bot = page.locator("#chatbot [data-testid=bot]").last
-            bot.wait_for(timeout=60_000)
-            page.wait_for_function(
-                "() => { const m = document.querySelectorAll('#chatbot [data-testid=bot]');"
-                " return m.length && m[m.length - 1].innerText.trim().length > 5; }", timeout=120_000)
-            user = page.locator("#chatbot [data-testid=user]").last.inner_text()
-            assert "What is in the image?" in user
-            answer = bot.inner_text().strip()
-            assert answer and answer != "(empty answer)"
-            assert page.locator("#question textarea").input_value() == ""  # the box is cleared for the next question
+            yield browser.new_page()
         finally:
             browser.close()
+
+
+def ask(page, url: str, image: Path, question: str, min_chars: int):
+    """Open the app, upload ``image``, ask ``question`` greedily; the bot's last message once it has
+    ``min_chars`` characters."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    page.locator("#image input[type=file]").set_input_files(str(image))
+    page.wait_for_selector("#image img", timeout=60_000)  # uploaded and shown: the conversation is reset
+    page.get_by_label("Greedy").check()
+    page.locator("#question textarea").fill(question)
+    page.locator("#send").click()
+    bot = page.locator("#chatbot [data-testid=bot]").last
+    bot.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "(n) => { const m = document.querySelectorAll('#chatbot [data-testid=bot]');"
+        " return m.length && m[m.length - 1].innerText.trim().length >= n; }", arg=min_chars, timeout=120_000)
+    return bot
+
+
+def test_upload_ask_and_see_the_streamed_answer(server, rt_images):
+    url, proc = server
+    with browser_page() as page:
+        bot = ask(page, url, rt_images["448x448"], "What is in the image?", min_chars=6)
+        user = page.locator("#chatbot [data-testid=user]").last.inner_text()
+        assert "What is in the image?" in user
+        answer = bot.inner_text().strip()
+        assert answer and answer != "(empty answer)"
+        assert page.locator("#question textarea").input_value() == ""  # the box is cleared for the next question
     assert proc.poll() is None, "the server died during the test"
 
 
@@ -137,8 +149,6 @@ def test_the_trained_model_gives_the_right_answer_on_the_page(trained_server, tr
     page shows the ground truth."""
     import json
 
-    from playwright.sync_api import sync_playwright
-
     from ovexport.evaluation.scoring import normalise_answer
     from ovexport.runtime.generation import GenerationConfig
     from ovexport.runtime.pipeline import Pipeline
@@ -156,24 +166,8 @@ def test_the_trained_model_gives_the_right_answer_on_the_page(trained_server, tr
             break
     del pipe
     assert case is not None, "the trained bundle answers no held-out question right"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            page.wait_for_selector("#question textarea", timeout=60_000)
-            page.locator("#image input[type=file]").set_input_files(str(heldout / case["image"]))
-            page.wait_for_selector("#image img", timeout=60_000)
-            page.get_by_label("Greedy").check()
-            page.locator("#question textarea").fill(case["question"])
-            page.locator("#send").click()
-            bot = page.locator("#chatbot [data-testid=bot]").last
-            bot.wait_for(timeout=60_000)
-            page.wait_for_function(
-                "() => { const m = document.querySelectorAll('#chatbot [data-testid=bot]');"
-                " return m.length && m[m.length - 1].innerText.trim().length > 0; }", timeout=120_000)
-            time.sleep(1.0)  # the stream may still be adding its last characters
-            assert normalise_answer(bot.inner_text()) == normalise_answer(case["answer"])
-        finally:
-            browser.close()
+    with browser_page() as page:
+        bot = ask(page, url, heldout / case["image"], case["question"], min_chars=1)
+        time.sleep(1.0)  # the stream may still be adding its last characters
+        assert normalise_answer(bot.inner_text()) == normalise_answer(case["answer"])
     assert proc.poll() is None, "the server died during the test"
