@@ -254,7 +254,7 @@ def synth(out: str, size: str, trained: bool, seed: int, family_name: str) -> No
     report = target / "heldout" / "training.json"
     if report.is_file():
         r = json.loads(report.read_text())
-        console.print(f"trained {r['steps']} steps in {r['seconds']} s; held-out exact match (PyTorch, greedy): "
+        console.print(f"trained {r['steps']} steps; held-out exact match (PyTorch, greedy): "
                       f"{r['heldout_accuracy_torch']:.1%}", highlight=False)
 
 

@@ -1,7 +1,9 @@
 """A generated visual question-answering task for the tiny trained MiniCPM-V-2.
 
-Scenes on varied backgrounds (flat grey, two-tone gradient, noise, stripes), at sizes MiniCPM-V-2's slicer
-leaves whole (area <= ``scale_resolution``**2) and at sizes it slices. Questions and their short answers:
+Scenes on calm backgrounds (flat grey, two-tone gradient, faint noise), at sizes MiniCPM-V-2's slicer leaves
+whole (area <= ``scale_resolution``**2) and at sizes it slices. What is asked about is drawn large, so a tiny
+vision tower (14-pixel patches, 112-pixel slices) sees it clearly: one shape of 35-70 % of the image's short
+side, counted shapes of ~20 % each, words in bold letters ~half the image high. Questions and short answers:
 
 - colour:   "What color is the shape?"         -> red | green | blue | yellow | purple | orange
 - shape:    "What shape is it?"                -> circle | square | triangle | star
@@ -67,7 +69,7 @@ class Sample:
 def _background(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, list]:
     """Low-saturation backgrounds, so a colour name always means the object's colour."""
     w, h = size
-    kind = rng.choice(("flat", "gradient", "noise", "stripes"))
+    kind = rng.choice(("flat", "gradient", "noise"))
     g1, g2 = rng.randint(40, 215), rng.randint(40, 215)
     tint = [rng.randint(-12, 12) for _ in range(3)]
 
@@ -86,7 +88,7 @@ def _background(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image,
         params.append(vertical)
     elif kind == "noise":
         seed = rng.getrandbits(32)
-        amp = rng.randint(10, 35)
+        amp = rng.randint(4, 12)
         noise = np.random.default_rng(seed).integers(-amp, amp + 1, size=(h, w, 1))
         base = np.array(grey(g1), dtype=np.int64)
         img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
@@ -141,36 +143,51 @@ def sample(rng: random.Random, kind: str | None = None, large: bool | None = Non
     if kind in ("color", "shape", "position"):
         shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
         q = rng.randrange(4)
-        r = m * rng.uniform(0.13, 0.2)
-        # the centre well inside its quadrant
-        cx = (w / 2) * (q % 2) + rng.uniform(r + 0.05 * w, w / 2 - r - 0.02 * w)
-        cy = (h / 2) * (q // 2) + rng.uniform(r + 0.05 * h, h / 2 - r - 0.02 * h)
+        if kind == "position":
+            # as large as fits well inside its quadrant (35-45 % of the image's short side)
+            r = m * rng.uniform(0.175, 0.225)
+            cx = (w / 2) * (q % 2) + rng.uniform(min(r + 0.02 * w, w / 4), max(w / 2 - r - 0.01 * w, w / 4))
+            cy = (h / 2) * (q // 2) + rng.uniform(min(r + 0.02 * h, h / 4), max(h / 2 - r - 0.01 * h, h / 4))
+        else:
+            # colour and shape: one large shape (45-70 % of the short side) anywhere inside the image
+            r = m * rng.uniform(0.225, 0.35)
+            cx, cy = rng.uniform(1.1 * r, w - 1.1 * r), rng.uniform(1.1 * r, h - 1.1 * r)
         _draw_shape(d, shape, cx, cy, r, COLORS[color])
         answer = {"color": color, "shape": shape, "position": POSITIONS[q]}[kind]
         scene = ["one", shape, color, q, round(cx, 3), round(cy, 3), round(r, 3)]
     elif kind == "count":
         n = rng.randint(1, MAX_COUNT)
         shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
-        r = m * rng.uniform(0.08, 0.11)
+        r = m * rng.uniform(0.1, 0.12)
         placed: list[tuple[float, float]] = []
-        while len(placed) < n:   # rejection sampling: shapes apart by at least 2.6 r
-            cx, cy = rng.uniform(1.3 * r, w - 1.3 * r), rng.uniform(1.3 * r, h - 1.3 * r)
-            if all((cx - x) ** 2 + (cy - y) ** 2 > (2.6 * r) ** 2 for x, y in placed):
-                placed.append((cx, cy))
+        while len(placed) < n:   # rejection sampling: shapes apart by at least 2.5 r; start over when stuck
+            for _ in range(200):
+                cx, cy = rng.uniform(1.2 * r, w - 1.2 * r), rng.uniform(1.2 * r, h - 1.2 * r)
+                if all((cx - x) ** 2 + (cy - y) ** 2 > (2.5 * r) ** 2 for x, y in placed):
+                    placed.append((cx, cy))
+                    break
+            else:
+                placed = []
         for cx, cy in placed:
             _draw_shape(d, shape, cx, cy, r, COLORS[color])
         answer = str(n)
         scene = ["many", shape, color, [(round(x, 3), round(y, 3)) for x, y in placed], round(r, 3)]
     elif kind == "word":
         word = rng.choice(WORDS)
-        fsize = max(10, int(m * rng.uniform(0.28, 0.36)))
-        font = _font(fsize)
-        left, top, right, bottom = d.textbbox((0, 0), word, font=font)
+        # big bold text: 40-55 % of the height, shrunk until it fits 90 % of the width
+        fsize = max(10, int(h * rng.uniform(0.4, 0.55)))
+        while True:
+            font = _font(fsize)
+            stroke = max(1, fsize // 14)
+            left, top, right, bottom = d.textbbox((0, 0), word, font=font, stroke_width=stroke)
+            if right - left <= 0.9 * w or fsize <= 10:
+                break
+            fsize -= 2
         tw, th = right - left, bottom - top
         x = rng.uniform(0.04 * w, max(0.04 * w, w - tw - 0.04 * w)) - left
         y = rng.uniform(0.04 * h, max(0.04 * h, h - th - 0.04 * h)) - top
         ink = (15, 15, 15) if bg[1] >= 128 else (245, 245, 245)   # contrast with the background
-        d.text((x, y), word, fill=ink, font=font)
+        d.text((x, y), word, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink)
         answer = word
         scene = ["word", word, fsize, round(x, 3), round(y, 3)]
     else:

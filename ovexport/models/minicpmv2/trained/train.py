@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ TRAINED_OVERRIDES: dict = {"query_num": 16, "scale_resolution": 112}
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 2400
+    steps: int = 2000
     batch_size: int = 8
     lr: float = 2e-3
     warmup: int = 100
@@ -69,9 +68,19 @@ def make_example(tok: MiniCPMVTokenizer, config: MiniCPMV2Config, image, questio
     return Example(prompt + target, len(prompt), prepared.image_bounds, prepared.pixel_values)
 
 
+# Initial scales of what the LLM reads (measured, BENCHMARKS.md "Tiny trained model"): MiniCPM multiplies text
+# embeddings by scale_emb (12) but not the resampler's output. With both near 1 rms at the start, the model
+# learnt each question's answer prior from the text and then stayed there (loss plateau at the prior, image
+# ignored); starting the image features several times louder than the text lets it learn to look.
+IMAGE_FEATURE_RMS = 3.0      # resampler output (ln_post -> proj) at initialisation
+TEXT_EMBED_RMS = 0.36        # embed_tokens x scale_emb at initialisation
+
+
 def init_weights(model: MiniCPMV2, config: MiniCPMV2Config) -> None:
     """Module defaults, plus what the original initialises itself: the resampler's queries, its fixed
-    2-D sin-cos query table and projection, and small embeddings/lm_head."""
+    2-D sin-cos query table and projection, and small embeddings/lm_head. The resampler projection and the
+    token embeddings are scaled so image features start ``IMAGE_FEATURE_RMS`` and scaled text
+    ``TEXT_EMBED_RMS``."""
     r = model.resampler
     with torch.no_grad():
         r.query.normal_(0.0, 0.02)
@@ -80,8 +89,8 @@ def init_weights(model: MiniCPMV2, config: MiniCPMV2Config) -> None:
             r.pos_embed.copy_(sincos_2d(config.hidden_size, side, side))
         else:
             r.pos_embed.normal_(0.0, 0.02)
-        r.proj.copy_(torch.randn_like(r.proj) * config.hidden_size ** -0.5)
-        model.llm.model.embed_tokens.weight.normal_(0.0, 0.1)      # x scale_emb 12: ~1.2 rms, like images
+        r.proj.copy_(torch.randn_like(r.proj) * IMAGE_FEATURE_RMS * config.hidden_size ** -0.5)
+        model.llm.model.embed_tokens.weight.normal_(0.0, TEXT_EMBED_RMS / config.scale_emb)
         model.llm.lm_head.weight.normal_(0.0, 0.02)
 
 
@@ -181,7 +190,8 @@ def normalise(text: str) -> str:
 def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str],
           settings: TrainSettings = TrainSettings(),
           progress: Callable[[int, int, float], None] | None = None) -> tuple[MiniCPMV2, dict]:
-    """The trained model and {"steps", "seconds", "final_loss"}. ``progress(step, steps, loss)``."""
+    """The trained model and {"steps", "final_loss"} (no wall time or anything else that depends on the machine's
+    load: the report is part of the checkpoint, whose bytes depend on the seed only). ``progress(step, steps, loss)``."""
     config = MiniCPMV2Config.from_dict(config_dict)
     with torch_threads(settings.threads):
         torch.manual_seed(seed)
@@ -201,7 +211,6 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
             return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
         stream = task.training_stream(seed, exclude)
-        start = time.perf_counter()
         ema = None
         for step in range(settings.steps):
             batch = [make_example(tok, config, s.image, s.question, s.answer)
@@ -218,7 +227,7 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
             if progress:
                 progress(step + 1, settings.steps, ema)
         model.eval()
-    return model, {"steps": settings.steps, "seconds": round(time.perf_counter() - start, 1), "final_loss": ema}
+    return model, {"steps": settings.steps, "final_loss": None if ema is None else round(ema, 4)}
 
 
 def evaluate(model: MiniCPMV2, tok: MiniCPMVTokenizer, samples: list[task.Sample], threads: int = 1) -> float:
