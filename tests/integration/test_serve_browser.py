@@ -144,6 +144,7 @@ def trained_server(tmp_path, trained_checkpoint):
         yield url, proc, bundle
 
 
+@pytest.mark.slow  # needs the trained fixture (~7 min of CPU to train once)
 def test_the_trained_model_gives_the_right_answer_on_the_page(trained_server, trained_checkpoint):
     """The first held-out question (in file order) that the runtime answers right is asked through the page: the
     page shows the ground truth."""

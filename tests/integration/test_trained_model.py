@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from ovexport.cli import cli
 
-pytestmark = pytest.mark.integration
+# slow tier: the trained fixture takes ~7 min of CPU to train once (cached afterwards)
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET_ACCURACY = 0.9     # issue 8's target for the fp32 and int4 bundles
