@@ -108,7 +108,6 @@ class NotebookRunner:
     ``decode_tokens_per_s``, ``new_tokens``, ``prompt_tokens``) and the generated ids."""
 
     def __init__(self, pipe: Any):
-        import torch
         from transformers import GenerationConfig as HFGenerationConfig, PretrainedConfig
 
         self.pipe = pipe
@@ -131,7 +130,6 @@ class NotebookRunner:
         self.gen_config = HFGenerationConfig(do_sample=False, num_beams=1, eos_token_id=eos,
                                              pad_token_id=int(pipe.tokenizer.pad_id), bos_token_id=None)
         self.calls = {"image": 0}
-        torch.set_grad_enabled(False)
 
     def encode_images(self, pixel_values) -> list[np.ndarray]:
         """One encoder call per image, as the notebook's ``get_vision_embedding`` loop."""
@@ -154,9 +152,10 @@ class NotebookRunner:
         self.model.forward_ends = []
         t_gen = time.perf_counter()
         self.gen_config.max_new_tokens = self.gen_config.min_new_tokens = max_new_tokens
-        out = self.model.generate(inputs_embeds=torch.from_numpy(embeds),
-                                  attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
-                                  generation_config=self.gen_config)
+        with torch.no_grad():  # scoped: a global switch would break training later in this process
+            out = self.model.generate(inputs_embeds=torch.from_numpy(embeds),
+                                      attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+                                      generation_config=self.gen_config)
         ends = self.model.forward_ends
         tokens = [int(t) for t in out[0].tolist()]
         n = len(tokens)

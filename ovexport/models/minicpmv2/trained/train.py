@@ -193,7 +193,8 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
     """The trained model and {"steps", "final_loss"} (no wall time or anything else that depends on the machine's
     load: the report is part of the checkpoint, whose bytes depend on the seed only). ``progress(step, steps, loss)``."""
     config = MiniCPMV2Config.from_dict(config_dict)
-    with torch_threads(settings.threads):
+    # enable_grad: whatever an earlier caller in this process switched off globally
+    with torch_threads(settings.threads), torch.enable_grad():
         torch.manual_seed(seed)
         model = MiniCPMV2(config)
         init_weights(model, config)
