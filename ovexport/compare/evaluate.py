@@ -24,7 +24,7 @@ def evaluate_irs(ir_dir: Path, meta_dir: Path, family, evalset: EvalSet, referen
             prompt = reference["prompt_ids"][i]
             ans = side.answer(item, max_new_tokens)
             texts.append(ans.text)
-            test_logp.append(side.teacher_force(item, reference["tokens"][i], prompt))
+            test_logp.append(side.teacher_force(item, reference["tokens"][i], prompt, ans.features))
             if progress:
                 progress(i + 1, n)
     finally:

@@ -41,10 +41,6 @@ class Variant:
         return f"{base}.v-{h}"
 
 
-def _yaml(text: str) -> Any:
-    return yaml.safe_load(text) if text.strip() else None
-
-
 def _dump(value: Any) -> str:
     if isinstance(value, str):
         return value

@@ -28,6 +28,7 @@ class Answer:
     tokens: list[int]
     text: str
     logp: np.ndarray | None = None   # [len(tokens), V] float32
+    features: list | None = None     # IR side: the image features the answer used (teacher forcing reuses them)
 
 
 def _msgs(item: EvalItem) -> list[dict[str, str]]:
@@ -69,21 +70,27 @@ class IRSide:
 
     def answer(self, item: EvalItem, max_new_tokens: int, with_logp: bool = False) -> Answer:
         from ovexport.runtime.generation import GenerationConfig
+        from ovexport.runtime.pipeline import Conversation
 
-        res = self.pipe.chat(item.question, image=item.image, config=GenerationConfig.greedy(max_new_tokens=max_new_tokens))
-        ans = Answer(np.asarray(res.prompt_token_ids, np.int64), [int(t) for t in res.token_ids], res.text)
+        conv = Conversation(image=item.image)   # keeps the encoded image features for teacher_force
+        res = self.pipe.chat(item.question, conversation=conv,
+                             config=GenerationConfig.greedy(max_new_tokens=max_new_tokens))
+        ans = Answer(np.asarray(res.prompt_token_ids, np.int64), [int(t) for t in res.token_ids], res.text,
+                     features=conv.features)
         if with_logp:
-            ans.logp = self.teacher_force(item, ans.tokens, ans.prompt_ids)
+            ans.logp = self.teacher_force(item, ans.tokens, ans.prompt_ids, ans.features)
         return ans
 
-    def teacher_force(self, item: EvalItem, tokens: list[int], expect_prompt: np.ndarray | None = None) -> np.ndarray:
-        """[len(tokens), V] log-probabilities of the logits that predict each of ``tokens`` after the prompt."""
+    def teacher_force(self, item: EvalItem, tokens: list[int], expect_prompt: np.ndarray | None = None,
+                      features: list | None = None) -> np.ndarray:
+        """[len(tokens), V] log-probabilities of the logits that predict each of ``tokens`` after the prompt.
+        ``features``: the image features of an earlier ``answer`` to the same item (not encoded again)."""
         pipe = self.pipe
         prepared = pipe.adapter.prepare(_msgs(item), pipe.load_image(item.image))
         if expect_prompt is not None and not np.array_equal(np.asarray(prepared.input_ids), expect_prompt):
             raise ValueError(f"question {item.id}: the bundle builds another prompt than the reference "
                              "(tokenizer or prompt format differ)")
-        emb = pipe.prefill_embeddings(prepared)
+        emb = pipe.prefill_embeddings(prepared, features)
         if len(tokens) > 1:
             emb = np.concatenate([emb, pipe.embed_text(np.asarray([tokens[:-1]], np.int64))], axis=1)
         t = emb.shape[1]
