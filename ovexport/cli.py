@@ -111,7 +111,7 @@ def _publish_targets(path: str, overrides: tuple[str, ...]):
 def check(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Validate recipes or pipeline files without running anything (all errors at once)."""
     import ovexport.steps  # noqa: F401
-    from ovexport.engine import runner
+    from ovexport.engine import planner
 
     problems: list[str] = []
     count = 0
@@ -123,7 +123,7 @@ def check(paths: tuple[str, ...], overrides: tuple[str, ...]) -> None:
             continue
         for r in recipes:
             try:
-                runner.validate(r)
+                planner.validate(r)
                 count += 1
             except OvexportError as e:
                 problems.append(f"{p}: {r.name}: {e.line()}")
@@ -147,12 +147,12 @@ def plan(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until:
          no_run_cache: bool) -> None:
     """Show the steps of a recipe, their fingerprints and which are up to date."""
     import ovexport.steps  # noqa: F401
-    from ovexport.engine import runner
+    from ovexport.engine import planner
     from ovexport.engine.report import plan_table
 
     for r in _load(recipe, overrides):
-        console.print(plan_table(runner.plan(r, force=force, until=until, console=console,
-                                             run_cache=not no_run_cache)))
+        console.print(plan_table(planner.plan(r, force=force, until=until, console=console,
+                                              run_cache=not no_run_cache)))
 
 
 @cli.group()

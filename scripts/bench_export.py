@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
 
-    from ovexport.engine.runner import work_dir
+    from ovexport.engine import work_dir
     from ovexport.recipe.load import load_recipe
 
     recipe = load_recipe(args.recipe)

@@ -7,9 +7,10 @@ from .fingerprint import ENGINE_VERSION, digest_dir, fingerprint, stat_matches
 from .lock import LOCK_NAME, Lock
 from .report import plan_table, summary_table
 from .run_cache import RunCache
-from .runner import PlanRow, RunResult, RunRow, plan, run, validate, work_dir
+from .planner import PlanRow, plan, validate
+from .runner import RunResult, RunRow, run
 from .step import (REGISTRY, Step, StepContext, StepRegistry, all_steps, get_step,
-                   register_step)
+                   register_step, work_dir)
 
 __all__ = [
     "ENGINE_VERSION", "LOCK_NAME", "Lock", "PlanRow", "REGISTRY", "RunCache", "RunResult", "RunRow", "Step",

@@ -99,6 +99,13 @@ def for_recipe(recipe: Any) -> "RunCache | None":
     return None if d is None else RunCache(d)
 
 
+def chosen(run_cache: "RunCache | bool | None", recipe: Any) -> "RunCache | None":
+    """The run cache ``plan``/``run`` use: the one given, the recipe's (True), or none (False/None)."""
+    if isinstance(run_cache, RunCache):
+        return run_cache
+    return for_recipe(recipe) if run_cache else None
+
+
 class RunCache:
     def __init__(self, root: str | os.PathLike, verify: str | None = None):
         self.root = Path(root)

@@ -7,6 +7,7 @@ step does.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.text import Text
 
 from ..errors import PlanError
+from .fingerprint import normalise
+
+
+def work_dir(recipe: Any) -> Path:
+    """``<output.root>/.work/<recipe.name>`` as an absolute path: where a recipe's steps write."""
+    return Path(os.path.abspath(Path(recipe.output.root).expanduser())) / ".work" / recipe.name
 
 
 @dataclass
@@ -146,6 +153,21 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"
+
+
+def checked_metrics(name: str, metrics: Any) -> dict | None:
+    """What step ``name`` returned from ``run``, as stored in the lock; TypeError when it is not a dict of
+    JSON-serialisable metrics (or None)."""
+    if metrics is None:
+        return None
+    if not isinstance(metrics, dict):
+        raise TypeError(f"step '{name}' returned {type(metrics).__name__}, expected a dict of "
+                        f"metrics or None")
+    try:
+        return normalise(metrics)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"step '{name}' returned metrics that are not JSON-serialisable "
+                        f"({e})") from e
 
 
 class StepRegistry:

@@ -121,12 +121,12 @@ def test_int8_static_image_encoder_bundle_validates_and_chats(tmp_path):
 
 def test_plan_shows_up_to_date_steps(int4_root):
     __import__("ovexport.steps")   # registers the steps
-    from ovexport.engine import runner
+    from ovexport.engine import planner
     from ovexport.recipe.load import load_recipe
 
-    rows_ = runner.plan(load_recipe(INT4, [f"output.root={int4_root}", "compression.llm.ratio=0.8"]))
+    rows_ = planner.plan(load_recipe(INT4, [f"output.root={int4_root}", "compression.llm.ratio=0.8"]))
     assert {r.name: r.status for r in rows_}["convert_llm"] == "up to date"
-    rows_ = runner.plan(load_recipe(INT4, [f"output.root={int4_root}", "compression.llm.ratio=0.7"]))
+    rows_ = planner.plan(load_recipe(INT4, [f"output.root={int4_root}", "compression.llm.ratio=0.7"]))
     status = {r.name: r.status for r in rows_}
     assert status["convert_llm"] == "up to date" and status["compress"] == "will run"
     assert all(r.fingerprint for r in rows_ if r.status == "up to date")

@@ -13,7 +13,7 @@ from ovexport.engine import (ENGINE_VERSION, Lock, Step, StepRegistry, atomic_di
                              atomic_write_text, clean_stale_temps, digest_dir, fingerprint,
                              stat_matches)
 from ovexport.engine.fingerprint import canonical_json
-from ovexport.engine.runner import _PeakMeter
+from ovexport.engine.peak_rss import PeakMeter
 from ovexport.errors import PlanError
 
 pytestmark = pytest.mark.unit
@@ -203,13 +203,13 @@ def test_registry():
 
 
 def test_peak_meter_sampling_fallback():
-    with _PeakMeter(force_sampling=True) as m:
+    with PeakMeter(force_sampling=True) as m:
         block = b"\x03" * (64 * 1024 * 1024)
         import time
         time.sleep(0.15)
         del block
     assert m.mode == "sample" and m.peak >= 64 * 1024 * 1024
-    with _PeakMeter() as m2:
+    with PeakMeter() as m2:
         block = b"\x04" * (64 * 1024 * 1024)
         del block
     assert m2.peak >= 64 * 1024 * 1024
