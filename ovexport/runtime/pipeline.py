@@ -116,6 +116,24 @@ class ChatStream:
         self.close()
 
 
+@dataclass
+class _Turn:
+    """One turn, ready to generate: the prepared prompt, its prefill embeddings, the config it runs with."""
+    prepared: Any
+    prefill: np.ndarray
+    config: GenerationConfig
+    timings: dict[str, float]   # prepare_s, vision_s, prompt_tokens
+
+
+@dataclass
+class _Answer:
+    """The answer as generation goes (what ``ChatResult`` gets, even when the stream is closed early)."""
+    tokens: list[int] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    reason: str = "closed"
+    score: float | None = None
+
+
 def _text_embedder(models, scale: float) -> Callable[[np.ndarray], np.ndarray]:
     scale = np.float32(scale)
 
@@ -288,100 +306,120 @@ class Pipeline:
         added first (and removed again if the turn fails before generating), the answer at the end."""
         with self.lock:
             t0 = time.perf_counter()
-            timings: dict[str, float] = {}
-            if question is not None:
-                conv.add_user(question)
+            turn = self._prepare_turn(conv, question, config, record, t0)
+            answer = _Answer()
             try:
-                if isinstance(conv.image, (str, Path)):
-                    conv.image = self.load_image(conv.image)
-                prepared = self.adapter.prepare(conv.msgs, conv.image)
-                n_prompt = int(len(prepared.input_ids))
-                max_new = config.max_new_tokens
-                if self.max_positions:
-                    if n_prompt >= self.max_positions:
-                        raise InputError(f"the prompt is {n_prompt} tokens, the model takes at most "
-                                         f"{self.max_positions}",
-                                         fix="start a new conversation or ask a shorter question")
-                    max_new = min(max_new, self.max_positions - n_prompt)
-                if max_new != config.max_new_tokens:
-                    config = config.updated(max_new_tokens=max_new)
-                timings["prepare_s"] = time.perf_counter() - t0
-                feats = None
-                if len(prepared.pixel_values):
-                    if conv.features is None or len(conv.features) != len(prepared.pixel_values):
-                        tv = time.perf_counter()
-                        conv.features = self.encode_images(prepared.pixel_values)
-                        timings["vision_s"] = time.perf_counter() - tv
-                    else:
-                        timings["vision_s"] = 0.0
-                    feats = conv.features
-                prefill = self.prefill_embeddings(prepared, feats)
-            except BaseException:
-                if question is not None and record:
-                    conv.msgs.pop()
-                raise
-            timings["prompt_tokens"] = n_prompt
-            stream = self.tokenizer.stream()
-            stops = tuple(config.stop_strings)
-            text_parts: list[str] = []
-            tokens: list[int] = []
-            reason = "closed"
-            score = None
-            try:
-                if config.num_beams > 1:
-                    is_stop = self._beam_stop_check(stops) if stops else None
-                    res = self.decoder.beam(prefill, config, is_stop)
-                    tokens = res.tokens
-                    score = res.score
-                    text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                    reason = ("eos" if tokens and tokens[-1] in self.eos_ids else
-                              "stop_string" if stops and any(s in text for s in stops) else "length")
-                    text_parts.append(text)
-                    if text:
-                        yield text
+                if turn.config.num_beams > 1:
+                    yield from self._beam_search(turn, answer)
                 else:
-                    tail = ""
-                    longest = max((len(s) for s in stops), default=0)
-                    it = self.decoder.iter_tokens(prefill, config)
-                    try:
-                        for tok in it:
-                            tokens.append(tok)
-                            if tok in self.eos_ids:
-                                reason = "eos"
-                                break
-                            piece = stream.push(tok)
-                            if piece:
-                                text_parts.append(piece)
-                                yield piece
-                                if stops:
-                                    tail = (tail + piece)[-(longest + len(piece)):]
-                                    if any(s in tail for s in stops):
-                                        reason = "stop_string"
-                                        break
-                        else:
-                            reason = "length"
-                    finally:
-                        it.close()
-                    rest = stream.flush()
-                    if rest:
-                        text_parts.append(rest)
-                        yield rest
+                    yield from self._stream_tokens(turn, answer)
             finally:
-                st = self.decoder.stats
-                t_end = time.perf_counter()
-                timings["prefill_s"] = st.prefill_s
-                if st.first_token_at:
-                    timings["ttft_s"] = st.first_token_at - t0
-                timings["decode_s"] = st.decode_s
-                timings["new_tokens"] = len(tokens)
-                if len(tokens) > 1 and st.decode_s > 0:
-                    timings["decode_tokens_per_s"] = (len(tokens) - 1) / st.decode_s
-                timings["total_s"] = t_end - t0
-                text = "".join(text_parts)
-                sink.result = ChatResult(prompt_token_ids=[int(i) for i in prepared.input_ids], token_ids=tokens,
-                                         text=text, timings=timings, score=score, finish_reason=reason)
+                timings = {**turn.timings, **self._generation_timings(t0, answer)}
+                text = "".join(answer.parts)
+                sink.result = ChatResult(prompt_token_ids=[int(i) for i in turn.prepared.input_ids],
+                                         token_ids=answer.tokens, text=text, timings=timings, score=answer.score,
+                                         finish_reason=answer.reason)
                 if record:
                     conv.add_assistant(text)
+
+    def _prepare_turn(self, conv: Conversation, question: str | None, config: GenerationConfig, record: bool,
+                      t0: float) -> "_Turn":
+        """The prompt of this turn as prefill embeddings (the image encoded once per conversation), and
+        ``max_new_tokens`` cut to what fits in the model's positions. On failure the question added is removed.
+        ``t0``: when the turn started (``prepare_s`` counts from it)."""
+        timings: dict[str, float] = {}
+        if question is not None:
+            conv.add_user(question)
+        try:
+            if isinstance(conv.image, (str, Path)):
+                conv.image = self.load_image(conv.image)
+            prepared = self.adapter.prepare(conv.msgs, conv.image)
+            n_prompt = int(len(prepared.input_ids))
+            max_new = config.max_new_tokens
+            if self.max_positions:
+                if n_prompt >= self.max_positions:
+                    raise InputError(f"the prompt is {n_prompt} tokens, the model takes at most "
+                                     f"{self.max_positions}",
+                                     fix="start a new conversation or ask a shorter question")
+                max_new = min(max_new, self.max_positions - n_prompt)
+            if max_new != config.max_new_tokens:
+                config = config.updated(max_new_tokens=max_new)
+            timings["prepare_s"] = time.perf_counter() - t0
+            feats = None
+            if len(prepared.pixel_values):
+                if conv.features is None or len(conv.features) != len(prepared.pixel_values):
+                    tv = time.perf_counter()
+                    conv.features = self.encode_images(prepared.pixel_values)
+                    timings["vision_s"] = time.perf_counter() - tv
+                else:
+                    timings["vision_s"] = 0.0
+                feats = conv.features
+            prefill = self.prefill_embeddings(prepared, feats)
+        except BaseException:
+            if question is not None and record:
+                conv.msgs.pop()
+            raise
+        timings["prompt_tokens"] = n_prompt
+        return _Turn(prepared, prefill, config, timings)
+
+    def _beam_search(self, turn: "_Turn", answer: "_Answer") -> Iterator[str]:
+        """Beam search: the answer comes out whole, once the best beam is known."""
+        stops = tuple(turn.config.stop_strings)
+        is_stop = self._beam_stop_check(stops) if stops else None
+        res = self.decoder.beam(turn.prefill, turn.config, is_stop)
+        answer.tokens = res.tokens
+        answer.score = res.score
+        text = self.tokenizer.decode(answer.tokens, skip_special_tokens=True)
+        answer.reason = ("eos" if answer.tokens and answer.tokens[-1] in self.eos_ids else
+                         "stop_string" if stops and any(s in text for s in stops) else "length")
+        answer.parts.append(text)
+        if text:
+            yield text
+
+    def _stream_tokens(self, turn: "_Turn", answer: "_Answer") -> Iterator[str]:
+        """Greedy or sampled decoding, streamed as whole characters; stops at EOS, a stop string or the limit."""
+        stream = self.tokenizer.stream()
+        stops = tuple(turn.config.stop_strings)
+        tail = ""
+        longest = max((len(s) for s in stops), default=0)
+        it = self.decoder.iter_tokens(turn.prefill, turn.config)
+        try:
+            for tok in it:
+                answer.tokens.append(tok)
+                if tok in self.eos_ids:
+                    answer.reason = "eos"
+                    break
+                piece = stream.push(tok)
+                if piece:
+                    answer.parts.append(piece)
+                    yield piece
+                    if stops:
+                        tail = (tail + piece)[-(longest + len(piece)):]
+                        if any(s in tail for s in stops):
+                            answer.reason = "stop_string"
+                            break
+            else:
+                answer.reason = "length"
+        finally:
+            it.close()
+        rest = stream.flush()
+        if rest:
+            answer.parts.append(rest)
+            yield rest
+
+    def _generation_timings(self, t0: float, answer: "_Answer") -> dict[str, float]:
+        """Prefill, time to first token (from ``t0``, the start of the turn), decode and total times."""
+        st = self.decoder.stats
+        t_end = time.perf_counter()
+        timings: dict[str, float] = {"prefill_s": st.prefill_s}
+        if st.first_token_at:
+            timings["ttft_s"] = st.first_token_at - t0
+        timings["decode_s"] = st.decode_s
+        timings["new_tokens"] = len(answer.tokens)
+        if len(answer.tokens) > 1 and st.decode_s > 0:
+            timings["decode_tokens_per_s"] = (len(answer.tokens) - 1) / st.decode_s
+        timings["total_s"] = t_end - t0
+        return timings
 
     def _beam_stop_check(self, stops: tuple[str, ...]) -> Callable[[np.ndarray], bool]:
         window = 4 * max(len(s) for s in stops) + 4  # enough tokens for the longest stop string, byte pieces too
