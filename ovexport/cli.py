@@ -1,6 +1,7 @@
 """The ``ovexport`` command line (click)."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -28,8 +29,28 @@ def _fail(e: OvexportError) -> None:
     sys.exit(e.exit_code)
 
 
+# commands defined in their own package, imported when used (importing them all would make every command start
+# ~0.7 s slower: the calibration package alone pulls in the recipe schema and PIL)
+LAZY_COMMANDS = {
+    "calibration-set": "ovexport.calibration.cli:calibration_set",
+    "compare": "ovexport.compare.cli:compare",
+    "eval": "ovexport.evaluation.cli:eval_",
+    "inspect": "ovexport.exporter.cli:inspect",
+}
+
+
 class _Group(click.Group):
-    """Turns every OvexportError into one red line and a non-zero exit code, never a traceback."""
+    """Turns every OvexportError into one red line and a non-zero exit code, never a traceback. Commands of
+    ``LAZY_COMMANDS`` are imported when named (or listed by --help)."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            module, attr = LAZY_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -429,14 +450,6 @@ def matrix(pipeline: str) -> None:
     from ovexport.publish.matrix import release_matrix
 
     click.echo(json.dumps(release_matrix(pipeline), separators=(",", ":")))
-
-
-def _register_commands() -> None:
-    from ovexport.compare.cli import compare
-    cli.add_command(compare)
-
-
-_register_commands()
 
 
 def main() -> None:

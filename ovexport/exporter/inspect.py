@@ -10,7 +10,7 @@ every weight, and "% ratio-defining parameters (layers)" over the weights ``rati
 modes those are the MatMul weights except the last one (the lm_head backup layer) unless ``all_layers``,
 plus the embeddings with ``all_layers``, minus the ignored scope; for int8 modes, every compressed weight.
 ``ratio_defining_layers`` re-derives that set from the compressed IR and the part's policy, so the table can
-be recomputed from any IR (``scripts/compression_report.py``).
+be recomputed from any IR (``ovexport inspect``, ``ir_report.py``).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,37 @@ def matmul_macs(ov_model, shapes: Mapping[str, Sequence[int]]) -> Cost:
             macs += n
             counted += 1
     return Cost(macs=macs, products=counted, dynamic=dynamic)
+
+
+def bench_case_costs(bundle: Path) -> dict[str, dict]:
+    """Per ``ovexport bench`` case: the image-encoder calls (batch, H, W) and prompt tokens as the runtime builds
+    them, and the GFLOP of the vision calls and of the language-model prefill (for the compute-floor benchmark)."""
+    import openvino as ov
+
+    from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL
+    from ovexport.models.registry import family_for
+
+    from .bench import CASES, QUESTION, synthetic_image
+    from .ov_models import slice_last_logits
+
+    adapter = family_for(bundle).runtime(bundle)
+    core = ov.Core()
+    image_ir = core.read_model(bundle / IMAGE_ENCODER)
+    lm_ir = core.read_model(bundle / LANGUAGE_MODEL)
+    slice_last_logits(lm_ir)     # as the runtime does: logits of the last position only
+    hidden = int(adapter.config.hidden_size)
+    out = {}
+    for name, (w, h) in CASES.items():
+        prepared = adapter.prepare([{"role": "user", "content": QUESTION}], synthetic_image(w, h))
+        groups: dict[tuple[int, int], int] = {}
+        for px in prepared.pixel_values:
+            groups[tuple(px.shape[1:])] = groups.get(tuple(px.shape[1:]), 0) + 1
+        vision = 0.0
+        for (ph, pw), nimg in groups.items():
+            vision += matmul_macs(image_ir, {"pixel_values": [nimg, 3, ph, pw], "tgt_size": [2]}).gflop
+        t = int(len(prepared.input_ids))
+        prefill = matmul_macs(lm_ir, {"inputs_embeds": [1, t, hidden], "attention_mask": [1, t],
+                                      "position_ids": [1, t], "beam_idx": [1]}).gflop
+        out[name] = {"encoder_calls": [[n, hh, ww] for (hh, ww), n in groups.items()], "prompt_tokens": t,
+                     "vision_gflop": round(vision, 4), "prefill_gflop": round(prefill, 4)}
+    return out

@@ -1,6 +1,6 @@
 """Weight compression of the tiny synthetic MiniCPM-V-2 IRs: golden bit widths per IR (like optimum-intel's
 ``test_quantization.py``), NNCF's own bit-width table vs ours, data-aware methods through the compress step's
-code path with the builtin calibration set, compression.json, and scripts/compression_report.py.
+code path with the builtin calibration set, compression.json, and ``ovexport inspect``.
 
 Tiny architecture (``synth.TINY_OVERRIDES``), what the golden numbers count:
 - language model: hidden 128, MLP 256, 2 layers x 7 linears (q, k, v, o: 128x128 = 16384 parameters each;
@@ -16,7 +16,6 @@ that would bring the int4 share of ratio-defining parameters to >= ratio.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -318,14 +317,18 @@ def test_language_model_items_follow_nncf_state_semantics(tiny_inputs):
 # --------------------------------------------------------------------- the step, compression.json, report
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _inspect(path: Path, *flags: str) -> str:
+    """``ovexport inspect PATH FLAGS``'s output."""
+    from click.testing import CliRunner
+
+    from ovexport.cli import cli
+
+    r = CliRunner().invoke(cli, ["inspect", str(path), *flags], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.stdout
 
 
-def test_compress_step_writes_distribution_and_report_prints_it(tiny_inputs, tmp_path, capsys):
+def test_compress_step_writes_distribution_and_inspect_prints_it(tiny_inputs, tmp_path):
     from rich.console import Console
 
     from ovexport.engine.step import StepContext
@@ -354,10 +357,7 @@ def test_compress_step_writes_distribution_and_report_prints_it(tiny_inputs, tmp
     for part, xml in IR_OF_PART.items():
         assert (out / xml).is_file() and (out / (xml[:-4] + ".bin")).is_file()
 
-    report = _load_script("compression_report")
-    capsys.readouterr()
-    assert report.main([str(out)]) == 0
-    text = capsys.readouterr().out
+    text = _inspect(out)
     assert "openvino_language_model.xml" in text and "int4_sym, group 16, ratio 0.6" in text
     assert re.search(r"int4\s*\| 39% \(7 / 15\)\s*\| 55% \(7 / 14\)", text)
     assert re.search(r"int8\s*\| 61% \(8 / 15\)\s*\| 45% \(7 / 14\)", text)
@@ -367,12 +367,10 @@ def test_compress_step_writes_distribution_and_report_prints_it(tiny_inputs, tmp
     alone.mkdir()
     for f in (IR_OF_PART["language_model"], IR_OF_PART["language_model"][:-4] + ".bin"):
         (alone / f).write_bytes((out / f).read_bytes())
-    assert report.main([str(alone / IR_OF_PART["language_model"]), "--json"]) == 0
-    (res,) = json.loads(capsys.readouterr().out)
+    (res,) = json.loads(_inspect(alone / IR_OF_PART["language_model"], "--json"))
     assert res["policy_inferred"] and res["rows"] == [["int8", "61% (8 / 15)", "45% (7 / 14)"],
                                                       ["int4", "39% (7 / 15)", "55% (7 / 14)"]]
-    assert report.main([str(out), "--markdown"]) == 0
-    assert "| int4 | 39% (7 / 15) | 55% (7 / 14) |" in capsys.readouterr().out
+    assert "| int4 | 39% (7 / 15) | 55% (7 / 14) |" in _inspect(out, "--markdown")
 
 
 def _runtime_precisions(compiled, layer_type: str) -> list[str]:

@@ -1,8 +1,6 @@
 """``ovexport.runtime.cost``: multiply-accumulates counted from an IR at given input shapes."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from runtime_fixtures import rt_bundle  # noqa: F401
@@ -43,18 +41,12 @@ def test_dynamic_products_are_reported_apart():
     assert (c.macs, c.products, c.dynamic) == (0, 0, 3)
 
 
-def test_compute_floor_script_counts_the_bench_cases(rt_bundle):
-    """scripts/bench_compute_floor.py's arithmetic on the tiny bundle: the bench cases' encoder calls and prompt
+def test_bench_case_costs_count_what_the_runtime_builds(rt_bundle):
+    """The compute-floor benchmark's arithmetic on the tiny bundle: the bench cases' encoder calls and prompt
     lengths as the runtime builds them, and vision work that grows with the number of patches."""
-    import importlib.util
+    from ovexport.runtime.cost import bench_case_costs
 
-    from ovexport.runtime.cost import matmul_macs  # noqa: F401 (the script's dependency)
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_compute_floor.py"
-    spec = importlib.util.spec_from_file_location("bench_compute_floor", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cases = mod.case_costs(rt_bundle)
+    cases = bench_case_costs(rt_bundle)
     assert cases["448x448"]["encoder_calls"] == [[1, 448, 448]]
     assert cases["1344x896"]["encoder_calls"] == [[1, 364, 546], [6, 448, 448]]
     assert cases["1344x896"]["prompt_tokens"] > cases["448x448"]["prompt_tokens"]

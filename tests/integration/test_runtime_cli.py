@@ -131,3 +131,29 @@ def test_bench_table(rt_bundle):
     r = run("bench", rt_bundle, "--runs", "1", "--warmup", "0", "--max-new-tokens", "2")
     assert r.exit_code == 0, r.output
     assert "TTFT" in r.output and "1344x896" in r.output and "decode" in r.output
+
+
+def test_eval_counts_exact_matches_overall_per_question_and_by_slicing(rt_bundle, rt_images, tmp_path):
+    """`ovexport eval` against answers the bundle itself gives (greedy): one stated as it answered (up to case and
+    spacing), one changed; a question without an answer is not asked."""
+    import shutil
+
+    from ovexport.runtime.pipeline import Pipeline
+
+    folder = tmp_path / "questions"
+    (folder / "images").mkdir(parents=True)
+    for name, path in rt_images.items():
+        shutil.copy(path, folder / "images" / f"{name}.png")
+    pipe = Pipeline.load(rt_bundle)  # what the command loads: the default OpenVINO config
+    said = {name: pipe.chat(Q, image=str(folder / "images" / f"{name}.png"), config=G.greedy(max_new_tokens=4)).text
+            for name in rt_images}
+    lines = [{"image": "images/448x448.png", "question": Q, "answer": f"  {said['448x448'].upper()} "},
+             {"image": "images/1344x896.png", "question": Q, "answer": said["1344x896"] + " and more"},
+             {"image": "images/448x448.png", "question": "Unanswered?"}]
+    (folder / "questions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = run("eval", rt_bundle, folder, "--max-new-tokens", "4", "--json")
+    assert r.exit_code == 0, r.output
+    groups = json.loads(r.stdout)["groups"]
+    assert groups["all"] == {"accuracy": 0.5, "right": 1, "asked": 2}
+    assert groups[Q]["asked"] == 2 and "Unanswered?" not in groups
+    assert groups["unsliced"]["right"] == 1 and groups["sliced"] == {"accuracy": 0.0, "right": 0, "asked": 1}

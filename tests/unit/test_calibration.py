@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +15,6 @@ from ovexport.errors import InputError
 from ovexport.recipe.schema import Recipe
 
 pytestmark = pytest.mark.unit
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _pixels(im: Image.Image) -> np.ndarray:
@@ -234,17 +230,20 @@ def test_plan_decode_steps(monkeypatch):
     assert plan(awq, 4, 128) == 0
 
 
-# ------------------------------------------------------------------------------------------ scripts
+# ------------------------------------------------------------------------------------------ command
 
 
-def test_make_calibration_set_script(tmp_path):
+def test_calibration_set_command_writes_a_set_a_recipe_can_read(tmp_path):
+    from click.testing import CliRunner
+
+    from ovexport.cli import cli
+
     out = tmp_path / "set"
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "make_calibration_set.py"), str(out), "-n", "3"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = CliRunner().invoke(cli, ["calibration-set", str(out), "-n", "3"])
+    assert r.exit_code == 0, r.output
+    assert "wrote 3 samples" in r.stdout
     rows = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
     assert [row["question"] for row in rows] == [s.question for s in builtin_samples(3)]
     assert len(local_samples(out)) == 3
-    again = subprocess.run([sys.executable, str(REPO / "scripts" / "make_calibration_set.py"), str(out)],
-                           capture_output=True, text=True, timeout=120)
-    assert again.returncode != 0 and "not empty" in again.stderr
+    again = CliRunner().invoke(cli, ["calibration-set", str(out)])
+    assert again.exit_code != 0 and "not empty" in again.stderr and "Traceback" not in again.output

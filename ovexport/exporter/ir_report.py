@@ -1,58 +1,58 @@
-#!/usr/bin/env python
-"""Print the weight bit-width distribution of every IR of a bundle (or of an IR directory / one .xml).
+"""``ovexport inspect``: the weight bit-width distribution of every IR of a bundle (or of an IR directory / one
+.xml), recomputed from the IR itself.
 
-    python scripts/compression_report.py dist/minicpmv2-int4/1.0.0
-    python scripts/compression_report.py dist/minicpmv2-int4/1.0.0 --markdown   # for BENCHMARKS.md
-    python scripts/compression_report.py path/to/openvino_language_model.xml --json
-
-The table is NNCF's "Statistics of the bitwidth distribution", recomputed from the IR itself: for each bit
-width, the share of parameters and the number of layers over all weights, and over the ratio-defining
-weights (those ``ratio`` applies to: for int4 modes the MatMuls without the last one, the lm_head backup
-layer, unless all_layers). The policy comes from the bundle's manifest.json or compression.json; without
-one it is inferred from the IR. For reference, the published OpenVINO notebook's full-size MiniCPM-V-2
-language model with INT4_SYM, group 64, ratio 0.6 reported 54% (158 / 281 layers) int4 and 46% (123 / 281)
-int8.
+The table is NNCF's "Statistics of the bitwidth distribution": for each bit width, the share of parameters and
+the number of layers over all weights, and over the ratio-defining weights (those ``ratio`` applies to: for
+int4 modes the MatMuls without the last one, the lm_head backup layer, unless all_layers). The policy comes
+from the bundle's manifest.json or compression.json; without one it is inferred from the IR. For reference,
+the published OpenVINO notebook's full-size MiniCPM-V-2 language model with INT4_SYM, group 64, ratio 0.6
+reported 54% (158 / 281 layers) int4 and 46% (123 / 281) int8.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-KNOWN_IRS = ("openvino_language_model.xml", "openvino_image_encoder_model.xml", "openvino_text_embeddings_model.xml")
-PART_OF_IR = {"openvino_language_model.xml": "language_model", "openvino_image_encoder_model.xml": "image_encoder",
-              "openvino_text_embeddings_model.xml": "text_embeddings"}
+from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, MANIFEST
+from ovexport.errors import InputError
+
+from .inspect import count_weights, format_table, infer_policy, ratio_defining_layers, weight_bit_stats, weight_layers
+
+PART_OF_IR = {ir: part for part, ir in IR_OF_PART.items()}
+KNOWN_IRS = tuple(PART_OF_IR)
 
 
 def find_irs(path: Path) -> list[Path]:
+    """The IRs to report on: the bundle's parts first, then any other .xml of the directory."""
     if path.is_file():
         if path.suffix != ".xml":
-            raise SystemExit(f"error: {path} is not an OpenVINO .xml file")
+            raise InputError(f"{path} is not an OpenVINO .xml file", fix="pass a bundle directory, an IR directory "
+                                                                          "or an .xml file")
         return [path]
     if not path.is_dir():
-        raise SystemExit(f"error: {path} does not exist (pass a bundle directory, an IR directory or an .xml file)")
+        raise InputError(f"{path} does not exist", fix="pass a bundle directory, an IR directory or an .xml file")
     irs = [path / n for n in KNOWN_IRS if (path / n).is_file()]
     irs += sorted(p for p in path.glob("*.xml") if p.name not in KNOWN_IRS)
     if not irs:
-        raise SystemExit(f"error: no OpenVINO IR (*.xml) in {path}")
+        raise InputError(f"no OpenVINO IR (*.xml) in {path}", fix="pass a bundle directory (`ovexport run` prints it)")
     return irs
 
 
 def recorded_compression(directory: Path) -> dict:
     """Per-part compression records of a bundle (manifest.json) or of a compressed_ir dir (compression.json)."""
-    manifest = directory / "manifest.json"
+    manifest = directory / MANIFEST
     if manifest.is_file():
         data = json.loads(manifest.read_text()).get("compression") or {}
         if data:
             return data
-    comp = directory / "compression.json"
+    comp = directory / COMPRESSION
     if comp.is_file():
         return json.loads(comp.read_text())
     return {}
 
 
 def describe_policy(policy: dict | None, inferred: bool) -> str:
+    """"int4_sym, group 64, ratio 0.6, awq" (prefixed "inferred from the IR: " when ``inferred``)."""
     if not policy:
         return "not compressed"
     bits = [str(policy.get("mode"))]
@@ -74,10 +74,8 @@ def describe_policy(policy: dict | None, inferred: bool) -> str:
 
 
 def analyse(xml: Path, records: dict) -> dict:
+    """The report of one IR: its policy (recorded in ``records``, else inferred), weights per bit width, rows."""
     import openvino as ov
-
-    from ovexport.exporter.inspect import (count_weights, format_table, infer_policy, ratio_defining_layers,
-                                           weight_bit_stats, weight_layers)
 
     layers = weight_layers(ov.Core().read_model(xml))
     part = PART_OF_IR.get(xml.name)
@@ -122,31 +120,19 @@ def render_markdown(r: dict) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("path", type=Path, help="bundle directory, IR directory (compressed_ir) or one .xml")
-    fmt = ap.add_mutually_exclusive_group()
-    fmt.add_argument("--markdown", action="store_true", help="markdown tables (for BENCHMARKS.md)")
-    fmt.add_argument("--json", action="store_true", help="machine-readable output")
-    ap.add_argument("--nncf", action="store_true", help="also print the table NNCF logged when it compressed")
-    args = ap.parse_args(argv)
+def inspect_path(path: Path) -> list[dict]:
+    """One report per IR of ``path`` (a bundle, an IR directory or one .xml)."""
+    irs = find_irs(path)
+    records = recorded_compression(path if path.is_dir() else path.parent)
+    return [analyse(x, records) for x in irs]
 
-    irs = find_irs(args.path)
-    records = recorded_compression(args.path if args.path.is_dir() else args.path.parent)
-    results = [analyse(x, records) for x in irs]
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    render = render_markdown if args.markdown else render_text
+
+def render(results: list[dict], markdown: bool = False, nncf: bool = False) -> str:
+    """The reports as text tables (or markdown, for BENCHMARKS.md); ``nncf``: with the table NNCF logged."""
     blocks = []
     for r in results:
-        text = render(r)
-        if args.nncf and r["nncf_table"]:
+        text = render_markdown(r) if markdown else render_text(r)
+        if nncf and r["nncf_table"]:
             text += "\n\n  NNCF logged:\n" + "\n".join("  " + ln for ln in r["nncf_table"].splitlines())
         blocks.append(text)
-    print("\n\n".join(blocks))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return "\n\n".join(blocks)

@@ -13,7 +13,7 @@ Floors assume every product runs at that peak and everything else is free, so th
 "vision int8 + prefill bf16" is the best case for a bundle whose image encoder is int8_static and whose
 int4 language model computes in bf16 (OpenVINO decompresses int4 weights to bf16 for prefill).
 
-    python scripts/bench_compute_floor.py dist/synthetic-full-minicpmv2-int4/0.1.0 [--bench bench.json] [--json out.json]
+    python benchmarks/bench_compute_floor.py dist/synthetic-full-minicpmv2-int4/0.1.0 [--bench bench.json] [--json out.json]
 
 ``--bench`` takes ``ovexport bench --json`` output of the same bundle and adds the measured vision and
 prefill times and the arithmetic rate they ran at.
@@ -30,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from ovexport.runtime.cost import bench_case_costs  # noqa: E402
 
 GEMM_SHAPE = (1024, 1152, 4304)     # M, K, N: one SigLIP fc1 at 448x448 (1024 patches)
 GEMM_LAYERS = 8
@@ -78,40 +80,6 @@ def gemm_rates(repeats: int = 5) -> dict[str, float]:
     return out
 
 
-def case_costs(bundle: Path) -> dict[str, dict]:
-    """Per bench case: the image-encoder calls (batch, H, W), prompt tokens, and the GFLOP of each part."""
-    import openvino as ov
-
-    from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL
-    from ovexport.models.registry import family_for
-    from ovexport.runtime.bench import CASES, QUESTION, synthetic_image
-    from ovexport.runtime.cost import matmul_macs
-    from ovexport.runtime.ov_models import slice_last_logits
-
-    adapter = family_for(bundle).runtime(bundle)
-    core = ov.Core()
-    image_ir = core.read_model(bundle / IMAGE_ENCODER)
-    lm_ir = core.read_model(bundle / LANGUAGE_MODEL)
-    slice_last_logits(lm_ir)     # as the runtime does: logits of the last position only
-    hidden = int(adapter.config.hidden_size)
-    patch = int(adapter.config.patch_size)
-    out = {}
-    for name, (w, h) in CASES.items():
-        prepared = adapter.prepare([{"role": "user", "content": QUESTION}], synthetic_image(w, h))
-        groups: dict[tuple[int, int], int] = {}
-        for px in prepared.pixel_values:
-            groups[tuple(px.shape[1:])] = groups.get(tuple(px.shape[1:]), 0) + 1
-        vision = 0.0
-        for (ph, pw), nimg in groups.items():
-            vision += matmul_macs(image_ir, {"pixel_values": [nimg, 3, ph, pw], "tgt_size": [2]}).gflop
-        t = int(len(prepared.input_ids))
-        prefill = matmul_macs(lm_ir, {"inputs_embeds": [1, t, hidden], "attention_mask": [1, t],
-                                      "position_ids": [1, t], "beam_idx": [1]}).gflop
-        out[name] = {"encoder_calls": [[n, hh, ww] for (hh, ww), n in groups.items()], "prompt_tokens": t,
-                     "vision_gflop": round(vision, 4), "prefill_gflop": round(prefill, 4)}
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bundle", type=Path)
@@ -120,7 +88,7 @@ def main() -> None:
     args = ap.parse_args()
 
     print("arithmetic of each case (counted from the IRs):", flush=True)
-    cases = case_costs(args.bundle)
+    cases = bench_case_costs(args.bundle)
     for name, c in cases.items():
         print(f"  {name}: vision {c['vision_gflop']:.0f} GFLOP in {c['encoder_calls']}, prefill "
               f"{c['prefill_gflop']:.0f} GFLOP ({c['prompt_tokens']} tokens)", flush=True)
