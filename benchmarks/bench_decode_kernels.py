@@ -15,7 +15,7 @@ Formats: ``i4_g64`` (INT4_SYM group 64, f16 scales: the int4 layers of the noteb
 ``i4`` (per channel) and ``f16`` (uncompressed, for reference). The % column is the share of the measured
 read bandwidth: the ceiling for decode on a bundle stored in that format, whatever the runtime around it.
 
-    python scripts/bench_decode_kernels.py [--layers 16] [--formats i4_g64,u8,f16] [--json out.json]
+    python benchmarks/bench_decode_kernels.py [--layers 16] [--formats i4_g64,u8,f16] [--json out.json]
 """
 from __future__ import annotations
 

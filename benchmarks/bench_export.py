@@ -10,7 +10,7 @@ recipe's download step) and produce the same three IRs with the LLM stateful and
   in fp32 and saved as fp16 IR, the LLM made stateful, read back and compressed with NNCF.
 
 Prints wall time and peak RSS of each (peak RSS of the process tree, sampled every 0.1 s).
-Usage: python scripts/bench_export.py [--recipe recipes/synthetic-full-minicpmv2-int4.yaml] [--skip-baseline]
+Usage: python benchmarks/bench_export.py [--recipe recipes/synthetic-full-minicpmv2-int4.yaml] [--skip-baseline]
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 """A/B the stateful LLM of a bundle under several runtime variants, interleaved round by round so that a busy
 machine slows every variant alike: prefill time for a T-token prompt and per-token decode time.
 
-    python scripts/bench_llm_ab.py dist/minicpmv2-int4/1.0.0 --tokens 484 --steps 16 --rounds 3
+    python benchmarks/bench_llm_ab.py dist/minicpmv2-int4/1.0.0 --tokens 484 --steps 16 --rounds 3
 
 Variants: ``slice`` (logits of the last position only, the runtime's default) vs ``noslice``, KV-cache
 precisions (``kv-u8`` = the CPU plugin's default on recent CPUs, ``kv-f16``), dynamic int8 quantization of the

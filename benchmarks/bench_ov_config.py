@@ -7,7 +7,7 @@
   tokens/s, TTFT and peak RSS through ``ovexport.runtime.bench.run_bench``;
 - the slice-before-lm_head graph edit (logits of the last position only) on and off: prefill time.
 
-    python scripts/bench_ov_config.py dist/minicpmv2-int4/1.0.0 --runs 2 --json out.json
+    python benchmarks/bench_ov_config.py dist/minicpmv2-int4/1.0.0 --runs 2 --json out.json
 
 Writes nothing into the bundle (caches go to a temporary directory).
 """

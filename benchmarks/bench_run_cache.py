@@ -1,7 +1,7 @@
 """Wall time of `ovexport run` for a second recipe sharing the first one's checkpoint, with and without the
 run cache (issue 8). Prints one line per run and the ratio; figures go to BENCHMARKS.md.
 
-    python scripts/bench_run_cache.py [--recipe recipes/tiny-minicpmv2-int4.yaml] [--repeats 2]
+    python benchmarks/bench_run_cache.py [--recipe recipes/tiny-minicpmv2-int4.yaml] [--repeats 2]
 
 Run 0 builds the first recipe (fills the run cache). Then, per repeat, two fresh recipes identical except
 for their names (so neither has a work directory yet), both with the LLM's int4 ratio changed (0.6 -> 0.4,

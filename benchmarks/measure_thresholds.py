@@ -7,9 +7,9 @@ recipes/tiny-minicpmv2-int4.yaml), run every check with NO gate (all thresholds 
 (precision, seed) plus the worst value over seeds. Optional extra rows show what happens when the runtime
 precision is not pinned (fp32 IR computed in bf16, or with a u8 KV cache).
 
-    python scripts/measure_thresholds.py                      # seeds 0 1 2, into a temporary directory
-    python scripts/measure_thresholds.py --seeds 0 --json out.json --runtime-variants
-    python scripts/measure_thresholds.py --checkpoint path/to/MiniCPM-V-2 --seeds 0 --workdir /big/disk
+    python benchmarks/measure_thresholds.py                      # seeds 0 1 2, into a temporary directory
+    python benchmarks/measure_thresholds.py --seeds 0 --json out.json --runtime-variants
+    python benchmarks/measure_thresholds.py --checkpoint path/to/MiniCPM-V-2 --seeds 0 --workdir /big/disk
 
 Takes about 1.5 minutes per seed on 2 cores (tiny). With ``--checkpoint`` the given checkpoint is exported
 instead (seeds then only vary the validation inputs; int4 uses group size 64 as the full-size recipe).

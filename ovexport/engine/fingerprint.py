@@ -54,14 +54,6 @@ def fingerprint(step_name: str, params: dict, input_digests: dict[str, str], too
     return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 _CONTENT_HASHES: dict[tuple[int, int, int, int], str] = {}
 
 

@@ -12,7 +12,7 @@ from ovexport.errors import BundleError, InputError
 
 # What the CPU plugin should do for one interactive user: one stream, latency first. Precisions are left to
 # the plugin (bf16 compute and a u8 KV cache on CPUs with AVX512-BF16/AMX). Measured on the full-size int4
-# bundle (scripts/bench_llm_ab.py, 2 cores, 484-token prompt): u8 and f16 KV caches decode at the same speed
+# bundle (benchmarks/bench_llm_ab.py, 2 cores, 484-token prompt): u8 and f16 KV caches decode at the same speed
 # (~200 ms/token), and u8 holds half the memory, so the plugin's u8 default stays. Parity checks pin
 # INFERENCE_PRECISION_HINT=f32 and KV_CACHE_PRECISION=f32 (PRECISION_F32) through --ov-config.
 CPU_DEFAULTS = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
