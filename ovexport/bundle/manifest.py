@@ -79,10 +79,6 @@ def validation_state(manifest: dict[str, Any]) -> str:
     return "passed" if v.get("passed") else "failed"
 
 
-def is_validated(manifest: dict[str, Any]) -> bool:
-    return validation_state(manifest) == "passed"
-
-
 def unvalidated_warning(bundle: Path) -> str | None:
     """One line for ``chat`` / ``serve`` when the bundle at ``bundle`` has no passed validation, else None."""
     path = Path(bundle) / MANIFEST

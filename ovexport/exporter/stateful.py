@@ -59,7 +59,3 @@ def make_stateful(ov_model, spec: StatefulSpec) -> None:
     fuse_cache_reorder(ov_model, spec)
     apply_make_stateful_transformation(ov_model, dict(zip(spec.past_inputs, spec.present_outputs)))
     init_states_empty(ov_model, spec)
-
-
-def is_stateful(ov_model) -> bool:
-    return len(ov_model.get_sinks()) > 0
