@@ -116,7 +116,7 @@ class Step:
 
     Class attributes: ``name``, ``consumes`` (required artifacts), ``optional`` (artifacts used when
     an earlier step of the recipe produces them), ``produces`` (exactly one artifact), ``isolate``
-    (run in a fresh ``spawn`` subprocess: memory isolation and exact peak RSS; the class must then be
+    (run in a fresh subprocess, ``isolation.py``: memory isolation and exact peak RSS; the class must then be
     importable at module level), ``run_cache`` (False for a step whose output is not a pure function
     of its fingerprint, e.g. one that reads the lock or stamps the time: it is never shared through
     the run cache).
