@@ -1,11 +1,13 @@
-"""What the generic runtime needs to know about MiniCPM-V-2: prompting, tokenizer, text-embedding scale."""
+"""What the generic runtime needs to know about MiniCPM-V-2: prompting, tokenizer, text-embedding scale, decoding."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ovexport.models.generation_config import apply_generation_config, eos_token_ids, read_generation_config
+from ovexport.models.interface import GenerationPresets, PreparedInput
+
 from .config import MiniCPMV2Config
-from .prompt import PreparedInput, encode_chat
+from .prompt import encode_chat
 from .tokenizer import MiniCPMVTokenizer
 
 
@@ -13,8 +15,7 @@ class MiniCPMV2Adapter:
     def __init__(self, bundle: Path):
         self.config = MiniCPMV2Config.from_dir(bundle)
         self.tokenizer = MiniCPMVTokenizer.from_dir(bundle)
-        gen = Path(bundle) / "generation_config.json"
-        self.generation_config = json.loads(gen.read_text()) if gen.is_file() else {}
+        self.generation_config = read_generation_config(bundle)
 
     @property
     def embed_scale(self) -> float:
@@ -23,7 +24,12 @@ class MiniCPMV2Adapter:
 
     @property
     def eos_ids(self) -> set[int]:
-        return {self.tokenizer.eos_id}
+        return {self.tokenizer.eos_id} | eos_token_ids(self.generation_config)
+
+    @property
+    def generation_presets(self) -> GenerationPresets:
+        from .family import PRESETS
+        return apply_generation_config(PRESETS, self.generation_config)
 
     @staticmethod
     def load_image(path):
