@@ -20,9 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-KNOWN_IRS = ("openvino_language_model.xml", "openvino_image_encoder_model.xml", "openvino_text_embeddings_model.xml")
-PART_OF_IR = {"openvino_language_model.xml": "language_model", "openvino_image_encoder_model.xml": "image_encoder",
-              "openvino_text_embeddings_model.xml": "text_embeddings"}
+from ovexport.parts import IR_FILES as KNOWN_IRS, PARTS
+
+PART_OF_IR = {p.ir_file: p.key for p in PARTS}
 
 
 def find_irs(path: Path) -> list[Path]:
