@@ -42,3 +42,20 @@ def eos_token_ids(gen: dict[str, Any]) -> set[int]:
     if eos is None:
         return set()
     return {int(e) for e in (eos if isinstance(eos, list) else [eos])}
+
+
+class GenerationConfigDefaults:
+    """For runtime adapters: ``eos_ids`` and ``generation_presets`` from ``generation_config`` (the directory's
+    file, read with ``read_generation_config``) over the family's ``presets``."""
+
+    presets: GenerationPresets
+    generation_config: dict[str, Any]
+    tokenizer: Any
+
+    @property
+    def eos_ids(self) -> set[int]:
+        return {self.tokenizer.eos_id} | eos_token_ids(self.generation_config)
+
+    @property
+    def generation_presets(self) -> GenerationPresets:
+        return apply_generation_config(self.presets, self.generation_config)

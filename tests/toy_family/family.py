@@ -12,6 +12,7 @@ from ovexport.models.interface import ValidationCases
 from ovexport.models.registry import register_family
 
 from .model import MODEL_TYPE, WEIGHTS, ToyConfig, load_part, write_checkpoint
+from .runtime import ToyAdapter, ToyReference
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,20 +81,13 @@ class ToyFamily:
 
     def write_synthetic(self, out: Path, size: str = "toy", seed: int = 0, progress=None) -> Path:
         write_checkpoint(out, seed=seed)
-        if progress is not None:
-            progress(1, 1)
         return out
 
-    def runtime(self, bundle: Path):
-        from .runtime import ToyAdapter
-        return ToyAdapter(bundle)
-
-    def reference(self, ckpt: Path, **kw):
-        from .runtime import ToyReference
-        return ToyReference(ckpt, **kw)
+    runtime = staticmethod(ToyAdapter)
+    reference = staticmethod(ToyReference)
 
     def publishing(self):
-        return None
+        return None          # no bundle extras, no model card
 
 
 FAMILY = register_family(ToyFamily())

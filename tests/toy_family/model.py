@@ -19,15 +19,17 @@ N_SPECIAL = len(SPECIALS)
 
 @dataclass(frozen=True)
 class ToyConfig:
+    # the LLM: byte vocabulary, 2 layers of 2 heads
     vocab_size: int = N_SPECIAL + 256
     hidden_size: int = 32
     num_heads: int = 2
     num_layers: int = 2
-    query_num: int = 4
-    patch_size: int = 14
-    image_size: int = 28
     max_position_embeddings: int = 256
-    embed_scale: float = 2.0
+    embed_scale: float = 2.0            # text embeddings are scaled, image features are not
+    # the image encoder: every image resized to 28x28, 2x2 patches, 4 feature tokens
+    image_size: int = 28
+    patch_size: int = 14
+    query_num: int = 4
     model_type: str = MODEL_TYPE
 
     @property

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ovexport.errors import InputError
-from ovexport.models.generation_config import apply_generation_config, eos_token_ids, read_generation_config
+from ovexport.models.generation_config import GenerationConfigDefaults, eos_token_ids, read_generation_config
 from ovexport.models.interface import GenerationPresets, PreparedInput
 
 from .model import ByteTokenizer, ToyConfig, load_part
@@ -46,23 +46,14 @@ def prepare(tokenizer: ByteTokenizer, config: ToyConfig, msgs: Sequence[Mapping[
                          patch_size=config.patch_size)
 
 
-class ToyAdapter:
+class ToyAdapter(GenerationConfigDefaults):
+    presets = PRESETS
+    tokenizer = ByteTokenizer()
+
     def __init__(self, bundle: Path):
         self.config = ToyConfig.from_dir(bundle)
-        self.tokenizer = ByteTokenizer()
         self.generation_config = read_generation_config(bundle)
-
-    @property
-    def embed_scale(self) -> float:
-        return self.config.embed_scale
-
-    @property
-    def eos_ids(self) -> set[int]:
-        return {self.tokenizer.eos_id} | eos_token_ids(self.generation_config)
-
-    @property
-    def generation_presets(self) -> GenerationPresets:
-        return apply_generation_config(PRESETS, self.generation_config)
+        self.embed_scale = self.config.embed_scale
 
     @staticmethod
     def load_image(path):

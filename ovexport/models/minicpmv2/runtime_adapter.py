@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ovexport.models.generation_config import apply_generation_config, eos_token_ids, read_generation_config
-from ovexport.models.interface import GenerationPresets, PreparedInput
+from ovexport.models.generation_config import GenerationConfigDefaults, read_generation_config
+from ovexport.models.interface import PreparedInput
 
 from .config import MiniCPMV2Config
+from .family import PRESETS
 from .prompt import encode_chat
 from .tokenizer import MiniCPMVTokenizer
 
 
-class MiniCPMV2Adapter:
+class MiniCPMV2Adapter(GenerationConfigDefaults):
+    presets = PRESETS
+
     def __init__(self, bundle: Path):
         self.config = MiniCPMV2Config.from_dir(bundle)
         self.tokenizer = MiniCPMVTokenizer.from_dir(bundle)
@@ -21,15 +24,6 @@ class MiniCPMV2Adapter:
     def embed_scale(self) -> float:
         """Text embeddings are multiplied by ``scale_emb``; image features are not."""
         return self.config.scale_emb
-
-    @property
-    def eos_ids(self) -> set[int]:
-        return {self.tokenizer.eos_id} | eos_token_ids(self.generation_config)
-
-    @property
-    def generation_presets(self) -> GenerationPresets:
-        from .family import PRESETS
-        return apply_generation_config(PRESETS, self.generation_config)
 
     @staticmethod
     def load_image(path):
