@@ -32,8 +32,8 @@ HELP = """commands:
   /exit         leave (also /quit, or end of input)"""
 
 
-def build_config(presets: GenerationPresets, *, greedy: bool = False, sample: bool = False, num_beams: int | None = None,
-                 temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+def build_config(presets: GenerationPresets, *, greedy: bool = False, sample: bool = False,
+                 num_beams: int | None = None, temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
                  repetition_penalty: float | None = None, seed: int | None = None,
                  max_new_tokens: int | None = None, stop: tuple[str, ...] = ()) -> GenerationConfig:
     """The decoding the flags ask for. Default: sampling with the model's defaults (``presets``, from its family

@@ -50,7 +50,7 @@ def _cases(ctx: ValidationContext) -> dict[str, np.ndarray]:
 def run(ctx: ValidationContext) -> CheckResult:
     thr = ctx.spec.thresholds.image_encoder
     cases = _cases(ctx)
-    p = int(getattr(ctx.reference.config, "patch_size", 14))
+    p = int(ctx.reference.config.patch_size)
 
     def compute() -> dict:
         with ctx.torch_part(IR.reference_part) as ref:
