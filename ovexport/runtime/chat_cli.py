@@ -33,8 +33,8 @@ HELP = """commands:
 
 
 def build_config(presets: GenerationPresets, *, greedy: bool = False, sample: bool = False,
-                 num_beams: int | None = None, temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
-                 repetition_penalty: float | None = None, seed: int | None = None,
+                 num_beams: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                 top_k: int | None = None, repetition_penalty: float | None = None, seed: int | None = None,
                  max_new_tokens: int | None = None, stop: tuple[str, ...] = ()) -> GenerationConfig:
     """The decoding the flags ask for. Default: sampling with the model's defaults (``presets``, from its family
     and its generation_config.json); ``--greedy`` is always plain greedy; ``--num-beams N`` (N > 1) is beam search
