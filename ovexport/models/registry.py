@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from ovexport.errors import CheckpointError
@@ -35,6 +36,15 @@ def register_family(family: ModelFamily) -> ModelFamily:
                              f"belong to {other.name!r}")
     _FAMILIES[family.name] = family
     return family
+
+
+def unregister_family(name: str) -> None:
+    """Forget a family registered from ``$OVEXPORT_FAMILIES`` (a test that registered one cleans up with it; set the
+    variable again to get it back)."""
+    family = _FAMILIES.pop(name, None)
+    if family is not None:
+        _IMPORTED.discard(type(family).__module__)
+        sys.modules.pop(type(family).__module__, None)
 
 
 def _load() -> None:

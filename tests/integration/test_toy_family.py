@@ -22,6 +22,14 @@ def ovexport(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False, env=FAMILIES)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def forget_the_toy_family_afterwards():
+    """Later tests see only the built-in families (the toy would accept e.g. a trace size MiniCPM-V-2 rejects)."""
+    yield
+    from ovexport.models.registry import unregister_family
+    unregister_family("toyvlm")
+
+
 @pytest.fixture(scope="module")
 def toy_bundle(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("toy-dist")
