@@ -69,10 +69,10 @@ ckpt, out = Path(sys.argv[1]), Path(sys.argv[2])
 cfg = MiniCPMV2Config.from_dir(ckpt)
 model = load_model(ckpt, cfg, torch.float32)               # the whole model, fp32, as the notebook loads it
 specs = {"text_embeddings": ex.text_embeddings_spec(ckpt, cfg, torch.float32),
-         "language_model": ex.language_model_spec(ckpt, cfg, torch.float32),
+         "llm": ex.language_model_spec(ckpt, cfg, torch.float32),
          "image_encoder": ex.image_encoder_spec(ckpt, cfg, torch.float32)}
 emb = TextEmbeddings(cfg); emb.embed_tokens = model.llm.model.embed_tokens
-modules = {"text_embeddings": emb, "language_model": ex.LanguageModelForExport(model.llm),
+modules = {"text_embeddings": emb, "llm": ex.LanguageModelForExport(model.llm),
            "image_encoder": model.image_encoder}
 with torch.no_grad():
     for part, spec in specs.items():
@@ -82,7 +82,7 @@ with torch.no_grad():
         if spec.stateful: make_stateful(m, spec.stateful)
         ov.save_model(m, out / spec.filename)               # compress_to_fp16=True by default
         del m
-llm = ov.Core().read_model(out / specs["language_model"].filename)
+llm = ov.Core().read_model(out / specs["llm"].filename)
 llm = nncf.compress_weights(llm, mode=nncf.CompressWeightsMode.INT4_SYM, group_size=64, ratio=0.6)
 ov.save_model(llm, out / "int4.xml")
 '''

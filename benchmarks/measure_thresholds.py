@@ -45,8 +45,8 @@ PRECISIONS = {
     # name -> (weight_dtype, {part: compression policy})
     "fp32": ("fp32", {}),
     "fp16": ("fp16", {}),
-    "int8": ("fp32", {"language_model": {"mode": "int8_asym"}, "image_encoder": {"mode": "int8_asym"}}),
-    "int4": ("fp32", {"language_model": {"mode": "int4_sym", "group_size": 16, "ratio": 0.6}}),
+    "int8": ("fp32", {"llm": {"mode": "int8_asym"}, "image_encoder": {"mode": "int8_asym"}}),
+    "int4": ("fp32", {"llm": {"mode": "int4_sym", "group_size": 16, "ratio": 0.6}}),
 }
 
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ir / "openvino_language_model.xml").is_file():
                 dtype, comp = PRECISIONS[prec]
                 if args.checkpoint is not None and prec == "int4":
-                    comp = {"language_model": {**comp["language_model"], "group_size": 64}}
+                    comp = {"llm": {**comp["llm"], "group_size": 64}}
                 t = time.monotonic()
                 build_irs(ckpt, ir, dtype, comp)
                 console.print(f"[dim]seed {seed}: built {prec} IRs in {time.monotonic() - t:.1f}s[/dim]")

@@ -239,28 +239,55 @@ def cache_clear(recipe: str | None, overrides: tuple[str, ...], root: str, step:
                       highlight=False)
 
 
+class _RegistryHelpOption(click.Option):
+    """An option whose help text is asked of the model-family registry when help is shown, not at import."""
+
+    def __init__(self, *args, help_from, **kwargs):
+        self._help_from = help_from
+        super().__init__(*args, **kwargs)
+
+    def get_help_record(self, ctx):
+        self.help = self._help_from()
+        return super().get_help_record(ctx)
+
+
+def _family_help() -> str:
+    from ovexport.models.registry import family_names
+    return f"Model family to synthesise: {family_names()}. Default: the first."
+
+
+def _size_help() -> str:
+    from ovexport.models.registry import families
+    sizes = "; ".join(f"{f.name}: {', '.join(s for s in f.synthetic_sizes if not s.endswith('-trained'))}"
+                      for f in families().values())
+    return f"Synthetic size ({sizes}). Default: the family's first."
+
+
 @cli.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True)
+@click.option("--size", default=None, cls=_RegistryHelpOption, help_from=_size_help)
 @click.option("--trained", is_flag=True, help="Train the tiny model on a generated visual question-answering task "
               "(a few minutes the first time, then cached in $OVEXPORT_CACHE, default ~/.cache/ovexport); its "
               "held-out questions are written to OUT/heldout/.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--model", "family_name", default="minicpmv2", show_default=True, help="Model family to synthesise.")
-def synth(out: str, size: str, trained: bool, seed: int, family_name: str) -> None:
+@click.option("--model", "family_name", default=None, cls=_RegistryHelpOption, help_from=_family_help)
+def synth(out: str, size: str | None, trained: bool, seed: int, family_name: str | None) -> None:
     """Write a synthetic checkpoint (exact real layout, random or trained weights) into OUT."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
     from ovexport.engine.atomic import atomic_dir
-    from ovexport.models.registry import get_family
+    from ovexport.models.registry import default_family, get_family
 
-    family = get_family(family_name)
+    family = get_family(family_name) if family_name else default_family()
+    size = size or family.synthetic_sizes[0]
     if trained:
         size = f"{size}-trained"
     if size not in family.synthetic_sizes:
+        plain = [s for s in family.synthetic_sizes if not s.endswith("-trained")]
         trainable = [s.removesuffix("-trained") for s in family.synthetic_sizes if s.endswith("-trained")]
-        raise OvexportError(f"{family.name} has no synthetic size {size!r}",
-                            fix=f"--trained works with --size {' or '.join(trainable) or '(none)'}")
+        fix = (f"--trained works with --size {' or '.join(trainable) or '(none)'}" if trained
+               else f"use --size {' or '.join(plain)}")
+        raise OvexportError(f"{family.name} has no synthetic size {size!r}", fix=fix)
     target = Path(out)
     if target.exists() and any(target.iterdir()):
         raise OvexportError(f"{target} exists and is not empty", fix="choose a new directory or delete it first")
@@ -338,10 +365,18 @@ def chat(bundle: str, prompt: str | None, image: str | None, greedy: bool, sampl
     """
     from ovexport.runtime.chat_cli import build_config, interactive, one_shot
 
-    config = build_config(greedy=greedy, sample=sample, num_beams=num_beams, temperature=temperature, top_p=top_p,
-                          top_k=top_k, repetition_penalty=repetition_penalty, seed=seed,
+    from ovexport.models.registry import family_for
+
+    try:  # the bundle's decoding defaults, read before compiling anything: a bad flag fails at once
+        presets = family_for(Path(bundle)).runtime(Path(bundle)).generation_presets
+        pipe = None
+    except OvexportError:  # not a bundle: loading it says why
+        pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
+        presets = pipe.adapter.generation_presets
+    config = build_config(presets, greedy=greedy, sample=sample, num_beams=num_beams, temperature=temperature,
+                          top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed,
                           max_new_tokens=max_new_tokens, stop=stop)
-    pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
+    pipe = pipe or _load_pipeline(bundle, device, ov_config, cache_dir)
     img = pipe.load_image(image) if image is not None else None
     _warn_if_unvalidated(bundle)
     if prompt is not None:

@@ -4,7 +4,7 @@
 - ``image_encoder``: ``pixel_values`` [1, 3, H, W] + ``tgt_size`` [2] of every image fed to the encoder
   (each sample's source image and its slices); all source images first, then the slices round-robin, so
   that a ``subset_size`` smaller than the number of images still sees every sample.
-- ``language_model`` (stateful): the inputs of a prefill of each prompt, built like the runtime does
+- ``llm`` (stateful): the inputs of a prefill of each prompt, built like the runtime does
   (text embeddings IR x ``embed_scale``, image-encoder IR features between ``<image>`` and ``</image>``),
   each followed by a few greedy decode steps (the stateful IR run on the prefill). NNCF resets the model
   state before every item unless the item carries ``nncf.definitions.NNCF_DATASET_RESET_STATE_KEY``: prefill
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ovexport.bundle.layout import IMAGE_ENCODER, IR_OF_PART, LANGUAGE_MODEL, PART_OF_RECIPE_KEY, TEXT_EMBEDDINGS
 from ovexport.errors import InputError, PlanError
+from ovexport.parts import PART_KEYS, part as part_named
 
 from .samples import CalibrationSample, Log, recipe_samples
 
@@ -36,10 +36,7 @@ MAX_DECODE_STEPS = 3
 # calibration activations are computed in f32 (as NNCF's own statistics engine does)
 OV_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 LLM_OV_CONFIG = {**OV_CONFIG, "KV_CACHE_PRECISION": "f32"}
-# where each IR comes from before compression (the compress step's inputs)
-SOURCE_ARTIFACT = {"language_model": "llm_stateful_ir", "image_encoder": "image_encoder_ir",
-                   "text_embeddings": "text_embeddings_ir"}
-RECIPE_KEY_OF_PART = {v: k for k, v in PART_OF_RECIPE_KEY.items()}
+TEXT, LLM, IMAGE = (part_named(k) for k in ("text_embeddings", "llm", "image_encoder"))
 
 
 def reset_state_key() -> str | None:
@@ -80,8 +77,8 @@ class _Encoders:
     """The text-embeddings and image-encoder IRs, compiled, with the runtime's numpy wrappers."""
 
     def __init__(self, core, inputs: dict[str, Path], part: str):
-        self.text = _compile(core, _need(inputs, "text_embeddings_ir", part) / TEXT_EMBEDDINGS, OV_CONFIG)
-        self.image = _compile(core, _need(inputs, "image_encoder_ir", part) / IMAGE_ENCODER, OV_CONFIG)
+        self.text = _compile(core, _need(inputs, TEXT.source_artifact, part) / TEXT.ir_file, OV_CONFIG)
+        self.image = _compile(core, _need(inputs, IMAGE.source_artifact, part) / IMAGE.ir_file, OV_CONFIG)
         self.text_req = self.text.create_infer_request()
         self.image_req = self.image.create_infer_request()
 
@@ -138,13 +135,13 @@ def language_model_items(prepared: Sequence[Any], adapter, inputs: dict[str, Pat
     import openvino as ov
 
     core = ov.Core()
-    enc = _Encoders(core, inputs, "language_model")
+    enc = _Encoders(core, inputs, LLM.key)
     scale = np.float32(adapter.embed_scale)
     patch = int(adapter.config.patch_size)
     key = reset_state_key() if decode_steps > 0 else None
     lm_req = None
     if key is not None:
-        lm = _compile(core, _need(inputs, "llm_stateful_ir", "language_model") / LANGUAGE_MODEL, LLM_OV_CONFIG)
+        lm = _compile(core, _need(inputs, LLM.source_artifact, LLM.key) / LLM.ir_file, LLM_OV_CONFIG)
         lm_req = lm.create_infer_request()
     eos = set(getattr(adapter, "eos_ids", ()) or ())
     items: list[dict[str, Any]] = []
@@ -192,29 +189,29 @@ def prepare_samples(adapter, samples: Sequence[CalibrationSample]) -> list[Any]:
 
 def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | None = None,
                       decode_steps: int | None = None) -> list[dict[str, Any]]:
-    """The model inputs of ``part`` ("language_model", "image_encoder" or "text_embeddings") for NNCF."""
+    """The model inputs of ``part`` (a key of ``ovexport.parts``) for NNCF."""
     from ovexport.models.registry import family_for
 
-    if part not in IR_OF_PART:
-        raise ValueError(f"unknown part {part!r}; expected one of {', '.join(IR_OF_PART)}")
+    if part not in PART_KEYS:
+        raise ValueError(f"unknown part {part!r}; expected one of {', '.join(PART_KEYS)}")
     log = log or (lambda msg: None)
     subset = recipe.calibration.subset_size if recipe.calibration is not None else 128
     samples = recipe_samples(recipe, log)
-    if len(samples) > subset and part != "image_encoder":
+    if len(samples) > subset and part != IMAGE.key:
         log(f"using the first {subset} of {len(samples)} calibration samples (calibration.subset_size)")
         samples = samples[:subset]
     ckpt = _need(inputs, "checkpoint", part)
     adapter = family_for(ckpt).runtime(ckpt)
     prepared = prepare_samples(adapter, samples)
-    if part == "text_embeddings":
+    if part == TEXT.key:
         items = text_embeddings_items(prepared)
         log(f"calibration of {part}: {len(items)} prompts")
-    elif part == "image_encoder":
+    elif part == IMAGE.key:
         items = image_encoder_items(prepared, int(adapter.config.patch_size))
         log(f"calibration of {part}: {len(items)} images (source + slices) from {len(samples)} samples"
             + (f", NNCF uses the first {subset}" if len(items) > subset else ""))
     else:
-        policy = getattr(recipe.compression, RECIPE_KEY_OF_PART[part], None)
+        policy = recipe.compression.parts().get(part)
         steps = plan_decode_steps(policy, len(samples), subset, decode_steps)
         items = language_model_items(prepared, adapter, inputs, steps, log)
         log(f"calibration of {part}: {len(samples)} prefills + {len(items) - len(samples)} decode steps")

@@ -8,9 +8,9 @@ import click
 EXAMPLES = """
 \b
 Examples:
-  ovexport compare recipes/tiny-trained-minicpmv2-fp32.yaml \\
+  ovexport compare recipes/my-model-fp32.yaml \\
       --sweep compression.llm.mode=int4_sym,int8_asym --sweep compression.llm.group_size=16,32
-  ovexport compare recipes/minicpmv2-int4.yaml --sweep compression.llm.ratio=0.6,0.8,1.0 --speed
+  ovexport compare recipes/my-model-int4.yaml --sweep compression.llm.ratio=0.6,0.8,1.0 --speed
   ovexport compare dist/a/1.0.0 dist/b/1.0.0 --checkpoint CKPT --eval my-questions/
   ovexport compare RECIPE --dataset lmms-lab/textvqa --split validation --limit 50 \\
       --columns image=image,question=question,answer=answers

@@ -209,6 +209,31 @@ class StepRegistry:
     def names(self) -> list[str]:
         return list(self._classes)
 
+    def pipeline_order(self) -> list[str]:
+        """Every registered step, each after the steps producing what it consumes (or optionally uses).
+
+        Among the steps ready to run, the one consuming the most recently produced artifact goes first (a chain
+        such as convert_llm -> make_stateful stays together), then registration order."""
+        produced_at: dict[str, int] = {}
+        todo = list(self._classes)
+        order: list[str] = []
+        producers = {c.produces for c in self._classes.values()}
+        while todo:
+            ready = []
+            for i, name in enumerate(todo):
+                cls = self._classes[name]
+                needs = [a for a in (*cls.consumes, *cls.optional) if a in producers]
+                if all(a in produced_at for a in needs):
+                    ready.append((-max((produced_at[a] for a in needs), default=-1), i, name))
+            if not ready:
+                raise PlanError(f"steps {', '.join(todo)} depend on each other in a cycle",
+                                fix="make one of them consume an artifact produced earlier")
+            name = min(ready)[2]
+            todo.remove(name)
+            produced_at[self._classes[name].produces] = len(order)
+            order.append(name)
+        return order
+
     def producers_of(self, artifact: str) -> list[str]:
         return [n for n, c in self._classes.items() if c.produces == artifact]
 

@@ -10,7 +10,7 @@ EXAMPLES = """
 \b
 Examples:
   ovexport synth --size tiny --trained /tmp/tiny-trained      # a checkpoint with heldout/questions.jsonl
-  ovexport eval dist/tiny-trained-minicpmv2-int4/0.1.0 /tmp/tiny-trained/heldout
+  ovexport eval dist/RECIPE/VERSION /tmp/tiny-trained/heldout
 """
 
 

@@ -28,9 +28,9 @@ def torch_key(ckpt: Path, evalset: EvalSet, max_new_tokens: int) -> dict:
 
 
 def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: dict) -> dict:
-    from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
+    from ovexport.parts import PARTS
 
-    files = [f for xml in (TEXT_EMBEDDINGS, LANGUAGE_MODEL, IMAGE_ENCODER) for f in ir_files(xml)]
+    files = [f for part in PARTS for f in part.files]
     irs = {f: digest_dir(Path(ir_dir) / f)[0] for f in files}
     return {"what": "answers", "reference": "bundle", "irs": irs, "ov_config": dict(ov_config),
             "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens), "code": code_digest(*REFERENCE_CODE)}

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ovexport.parts import REFERENCE_PARTS
+
 from .evalset import EvalItem
 from .scoring import log_softmax
 
@@ -50,7 +52,7 @@ class TorchSide:
         return Answer(np.asarray(prepared.input_ids, np.int64), [int(t) for t in tokens], text, logp)
 
     def close(self) -> None:
-        for part in ("llm", "encoder"):
+        for part in REFERENCE_PARTS:
             self.ref.release(part)
         from ovexport.util.memory import release_memory
         release_memory()

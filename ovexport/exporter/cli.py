@@ -9,8 +9,8 @@ import click
 EXAMPLES = """
 \b
 Examples:
-  ovexport inspect dist/minicpmv2-int4/1.0.0
-  ovexport inspect dist/minicpmv2-int4/1.0.0 --markdown      # for BENCHMARKS.md
+  ovexport inspect dist/RECIPE/VERSION
+  ovexport inspect dist/RECIPE/VERSION --markdown      # for BENCHMARKS.md
   ovexport inspect path/to/openvino_language_model.xml --json
 """
 

@@ -4,22 +4,21 @@
 The table is NNCF's "Statistics of the bitwidth distribution": for each bit width, the share of parameters and
 the number of layers over all weights, and over the ratio-defining weights (those ``ratio`` applies to: for
 int4 modes the MatMuls without the last one, the lm_head backup layer, unless all_layers). The policy comes
-from the bundle's manifest.json or compression.json; without one it is inferred from the IR. For reference,
-the published OpenVINO notebook's full-size MiniCPM-V-2 language model with INT4_SYM, group 64, ratio 0.6
-reported 54% (158 / 281 layers) int4 and 46% (123 / 281) int8.
+from the bundle's manifest.json or compression.json; without one it is inferred from the IR (BENCHMARKS.md
+compares these figures with the ones NNCF printed for a published notebook's model).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, MANIFEST
+from ovexport.bundle.layout import COMPRESSION, MANIFEST
 from ovexport.errors import InputError
+from ovexport.parts import IR_FILES as KNOWN_IRS, PARTS
 
 from .inspect import count_weights, format_table, infer_policy, ratio_defining_layers, weight_bit_stats, weight_layers
 
-PART_OF_IR = {ir: part for part, ir in IR_OF_PART.items()}
-KNOWN_IRS = tuple(PART_OF_IR)
+PART_OF_IR = {p.ir_file: p.key for p in PARTS}
 
 
 def find_irs(path: Path) -> list[Path]:

@@ -20,7 +20,7 @@ class StatefulSpec:
 
 @dataclass(frozen=True)
 class PartSpec:
-    name: str                               # e.g. "language_model"
+    name: str                               # the part key (ovexport.parts), e.g. "llm"
     filename: str                           # IR file name in the bundle
     load: Callable[[], "nn.Module"]           # builds the module to trace (weights loaded)
     example_input: dict[str, Any]

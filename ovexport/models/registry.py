@@ -1,76 +1,110 @@
 """Model families, found from a checkpoint's ``config.json`` (like llama.cpp's conversion registry).
 
-Generic code asks ``family_for(checkpoint)`` and never tests a model type itself.
+Generic code asks ``family_for(checkpoint)`` (or ``family_of_synthetic(size)``) and never tests a model type
+itself. The built-in families register on first use; more can be added without touching ovexport: list the
+modules that register them in ``$OVEXPORT_FAMILIES`` (comma-separated, importable names), e.g. a family kept
+in a project's own package or, as the tests do, a toy family.
 """
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+import sys
 from pathlib import Path
-from typing import Any
 
 from ovexport.errors import CheckpointError
 
+from .interface import ModelFamily
 
-@dataclass(frozen=True)
-class ModelFamily:
-    name: str
-    matches: Callable[[dict], bool]             # does this config.json belong to the family?
-    part_specs: Callable[..., dict]             # (ckpt, weight_dtype, trace_image_size) -> {part: PartSpec}
-    write_synthetic: Callable[..., Path]        # (out, size, seed, progress) -> out
-    bundle_files: tuple[str, ...]               # checkpoint files copied into a bundle
-    runtime: Callable[[Path], Any]              # bundle dir -> model runtime adapter (prompting, embeddings)
-    reference: Callable[..., Any]               # (ckpt) -> PyTorch reference (validators, tests)
-    synth_sources: tuple[str, ...] = ()         # files (relative to the ovexport package) a synthetic
-                                                # checkpoint depends on: its fingerprint hashes them
-    synthetic_sizes: tuple[str, ...] = ()       # what ``synthetic://<size>`` may name for this family
-    publishing: Callable[[], Any] | None = None  # () -> module: bundle extras (tokenizer IRs, chat template,
-                                                # preprocessor config), model-card facts, release resources
-
+ENV_FAMILIES = "OVEXPORT_FAMILIES"
+BUILTIN_MODULES = ("ovexport.models.minicpmv2.family",)
 
 _FAMILIES: dict[str, ModelFamily] = {}
-_LOADED = False
+_IMPORTED: set[str] = set()
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
+    """Add ``family`` (an object satisfying ``ModelFamily``). Its synthetic sizes must be its own: a
+    ``synthetic://<size>`` source names exactly one family."""
+    if not isinstance(family, ModelFamily):
+        raise TypeError(f"{family!r} does not implement ovexport.models.interface.ModelFamily")
+    for other in _FAMILIES.values():
+        shared = set(other.synthetic_sizes) & set(family.synthetic_sizes)
+        if other.name != family.name and shared:
+            raise ValueError(f"family {family.name!r}: synthetic size(s) {', '.join(sorted(shared))} already "
+                             f"belong to {other.name!r}")
     _FAMILIES[family.name] = family
     return family
 
 
-def _load_builtin() -> None:
-    global _LOADED
-    if not _LOADED:
-        from ovexport.models.minicpmv2 import family  # noqa: F401  (registers itself)
-        _LOADED = True
+def unregister_family(name: str) -> None:
+    """Forget a family registered from ``$OVEXPORT_FAMILIES`` (a test that registered one cleans up with it; set the
+    variable again to get it back)."""
+    family = _FAMILIES.pop(name, None)
+    if family is not None:
+        _IMPORTED.discard(type(family).__module__)
+        sys.modules.pop(type(family).__module__, None)
+
+
+def _load() -> None:
+    """Import the built-in family modules and those ``$OVEXPORT_FAMILIES`` names (read now, not at import:
+    a step's subprocess gets the environment of the run)."""
+    extra = [m.strip() for m in os.environ.get(ENV_FAMILIES, "").split(",") if m.strip()]
+    for module in (*BUILTIN_MODULES, *extra):
+        if module not in _IMPORTED:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise CheckpointError(f"cannot import model family module {module!r} ({e})",
+                                      fix=f"fix or remove it in ${ENV_FAMILIES}") from None
+            _IMPORTED.add(module)
 
 
 def families() -> dict[str, ModelFamily]:
-    _load_builtin()
+    _load()
     return dict(_FAMILIES)
+
+
+def family_names() -> str:
+    """``"minicpmv2 (MiniCPM-V-2), ..."``: for help texts and error messages."""
+    return ", ".join(f"{f.name} ({f.display_name})" for f in families().values())
 
 
 def synthetic_sizes() -> tuple[str, ...]:
     """Every ``synthetic://<size>`` some family can write, in registration order."""
-    return tuple(dict.fromkeys(s for fam in families().values() for s in fam.synthetic_sizes))
+    return tuple(s for fam in families().values() for s in fam.synthetic_sizes)
 
 
 def get_family(name: str) -> ModelFamily:
-    _load_builtin()
+    _load()
     try:
         return _FAMILIES[name]
     except KeyError:
         raise CheckpointError(f"unknown model family {name!r}", fix=f"use one of {', '.join(sorted(_FAMILIES))}") from None
 
 
+def default_family() -> ModelFamily:
+    """The first registered family (what ``ovexport synth`` writes unless told otherwise)."""
+    return next(iter(families().values()))
+
+
+def family_of_synthetic(size: str) -> ModelFamily:
+    """The family that writes ``synthetic://<size>``."""
+    for fam in families().values():
+        if size in fam.synthetic_sizes:
+            return fam
+    raise CheckpointError(f"no model family writes synthetic size {size!r}",
+                          fix=f"use one of {', '.join(synthetic_sizes())}")
+
+
 def family_for_config(config: dict, where: str = "config.json") -> ModelFamily:
-    _load_builtin()
-    for fam in _FAMILIES.values():
+    for fam in families().values():
         if fam.matches(config):
             return fam
     kind = config.get("model_type", "?")
     raise CheckpointError(f"{where}: model_type {kind!r} with these keys is not a supported model",
-                          fix=f"ovexport supports: {', '.join(sorted(_FAMILIES))}")
+                          fix=f"ovexport supports: {family_names()}")
 
 
 def family_for(ckpt: Path) -> ModelFamily:
@@ -78,3 +112,16 @@ def family_for(ckpt: Path) -> ModelFamily:
     if not f.is_file():
         raise CheckpointError(f"{f} is missing", fix="point the recipe's source at a complete checkpoint directory")
     return family_for_config(json.loads(f.read_text()), where=str(f))
+
+
+def family_of_source(source) -> ModelFamily | None:
+    """The family a parsed recipe ``Source`` builds, when that is known without downloading anything: a synthetic
+    size, or a local directory whose ``config.json`` is there. None otherwise (a Hub source, a missing folder)."""
+    if source.kind == "synthetic":
+        return family_of_synthetic(source.size)
+    if source.kind == "local" and source.path is not None and (Path(source.path) / "config.json").is_file():
+        try:
+            return family_for(Path(source.path))
+        except (CheckpointError, ValueError):
+            return None
+    return None

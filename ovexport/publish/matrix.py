@@ -10,13 +10,16 @@ import os
 from pathlib import Path
 
 from ovexport.errors import OvexportError
-from ovexport.models.registry import families
+from ovexport.models.registry import families, family_of_source
 from ovexport.recipe.load import load_pipeline
 
 
 def _family_of(recipe):
-    """The family a recipe builds, without the checkpoint (the matrix job downloads nothing): a recipe names no
-    family, so with one registered family it is that one."""
+    """The family a recipe builds, without the checkpoint (the matrix job downloads nothing): the one its source
+    names (a synthetic size, a local checkpoint), else, with one registered family, that one."""
+    family = family_of_source(recipe.source_spec)
+    if family is not None:
+        return family
     fams = families()
     if len(fams) != 1:
         raise OvexportError(f"{recipe.name}: cannot tell which of {', '.join(sorted(fams))} it builds "
@@ -31,7 +34,8 @@ def release_matrix(pipeline: str | Path, relative_to: str | Path | None = None) 
     for recipe in recipes:
         src = recipe.source_spec
         family = _family_of(recipe)
-        resources = family.publishing().resources(src.kind, src.size) if family.publishing else {}
+        publishing = family.publishing()
+        resources = publishing.resources(src.kind, src.size) if publishing is not None else {}
         path = Path(recipe.path).absolute() if recipe.path else None
         entries.append({
             "recipe": os.path.relpath(path, base) if path else None,

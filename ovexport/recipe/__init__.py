@@ -1,8 +1,6 @@
 """WHAT to build: the recipe schema, YAML loading with file:line errors, --set overrides, sources."""
 from ovexport.recipe.load import load_any, load_pipeline, load_recipe, parse_override, resolved_dict
 from ovexport.recipe.schema import (
-    PART_NAMES,
-    STEP_NAMES,
     CalibrationSpec,
     CompressionSpec,
     EndToEndThresholds,
@@ -19,11 +17,12 @@ from ovexport.recipe.schema import (
     TextEmbeddingsThresholds,
     ThresholdsSpec,
     ValidationSpec,
+    step_names,
 )
 from ovexport.recipe.source import CalibrationSource, Source, parse_calibration_source, parse_source
 
 __all__ = [
-    "PART_NAMES", "STEP_NAMES",
+    "step_names",
     "CalibrationSpec", "CompressionSpec", "EndToEndThresholds", "ExportSpec", "IgnoredScopeSpec",
     "ImageEncoderThresholds", "LLMThresholds", "OutputSpec", "PartCompression", "PipelinePublish",
     "PipelineSpec", "PublishSpec", "Recipe", "TextEmbeddingsThresholds", "ThresholdsSpec", "ValidationSpec",

@@ -14,7 +14,7 @@ from typing import Literal
 from urllib.parse import parse_qsl
 
 SourceKind = Literal["hf", "local", "synthetic"]
-HF_EXAMPLE = "hf://openbmb/MiniCPM-V-2@187851962daa9b63072d40ec802f597b71bff532"
+HF_EXAMPLE = "hf://<owner>/<name>@<40-hex commit sha>"
 
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{40}$")
 # Hugging Face repo ids: owner/name, letters, digits, '-', '_', '.'; no leading/trailing '.' or '-'.
@@ -30,7 +30,7 @@ class Source:
     repo_id: str | None = None      # hf
     revision: str | None = None     # hf: 40-hex commit sha, lower case
     path: Path | None = None        # local: absolute when a base_dir was given or the path was absolute
-    size: str | None = None         # synthetic: a size some model family writes ("tiny", "tiny-trained", "full")
+    size: str | None = None         # synthetic: a size some model family writes (its ``synthetic_sizes``)
     seed: int | None = None         # synthetic: >= 0
 
     @property
@@ -52,7 +52,7 @@ def parse_source(s: str, base_dir: Path | str | None = None) -> Source:
     - ``hf://<owner>/<name>@<40-hex commit>``: the revision is required and must be a commit sha (a branch or
       tag can move, and a recipe must build the same thing every time).
     - ``synthetic://<size>`` with optional ``?seed=<int >= 0>`` (default 0); the sizes are those the model
-      families declare (``tiny``, ``tiny-trained``, ``full``).
+      families declare (``ModelFamily.synthetic_sizes``).
     - anything else without a ``scheme://`` is a local directory: absolute, or relative to ``base_dir``
       (the recipe file's directory) when given, otherwise kept relative. ``~`` is expanded.
     """
@@ -60,7 +60,8 @@ def parse_source(s: str, base_dir: Path | str | None = None) -> Source:
         raise ValueError(f"source must be a string, got {type(s).__name__}")
     text = s.strip()
     if not text:
-        raise ValueError(f"source is empty; use e.g. {HF_EXAMPLE}, synthetic://tiny?seed=0 or a local directory")
+        raise ValueError(f"source is empty; use {HF_EXAMPLE}, synthetic://{synthetic_sizes()[0]}?seed=0 or a local "
+                         "directory")
     m = _SCHEME_RE.match(text)
     if m is None:
         return _parse_local(text, base_dir)
@@ -85,8 +86,7 @@ def _parse_hf(text: str, rest: str) -> Source:
     repo_id, sep, revision = rest.partition("@")
     repo_id = repo_id.strip("/")
     if not _REPO_ID_RE.match(repo_id):
-        raise ValueError(f"bad Hugging Face repo id {repo_id!r} in {text!r}; expected hf://<owner>/<name>@<commit sha>, "
-                         f"e.g. {HF_EXAMPLE}")
+        raise ValueError(f"bad Hugging Face repo id {repo_id!r} in {text!r}; expected {HF_EXAMPLE}")
     if not sep or not revision:
         raise ValueError(f"source {text!r} has no revision: a recipe must pin a commit sha, "
                          f"e.g. hf://{repo_id}@<40-hex commit sha>")

@@ -20,7 +20,9 @@ from typing import IO
 
 from ovexport.errors import InputError, OvexportError
 
-from .generation import BEAM_DEFAULTS, SAMPLING_DEFAULTS, GenerationConfig
+from ovexport.models.interface import GenerationPresets
+
+from .generation import GenerationConfig
 
 HELP = """commands:
   /image PATH   use this image (starts a new conversation)
@@ -30,13 +32,13 @@ HELP = """commands:
   /exit         leave (also /quit, or end of input)"""
 
 
-def build_config(*, greedy: bool = False, sample: bool = False, num_beams: int | None = None,
-                 temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
-                 repetition_penalty: float | None = None, seed: int | None = None,
+def build_config(presets: GenerationPresets, *, greedy: bool = False, sample: bool = False,
+                 num_beams: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                 top_k: int | None = None, repetition_penalty: float | None = None, seed: int | None = None,
                  max_new_tokens: int | None = None, stop: tuple[str, ...] = ()) -> GenerationConfig:
-    """The decoding the flags ask for. Default: sampling with MiniCPM-V-2's defaults (what the notebook streams);
-    ``--greedy`` is always plain greedy; ``--num-beams N`` (N > 1) is beam search with its defaults; explicit
-    values override the chosen mode's defaults."""
+    """The decoding the flags ask for. Default: sampling with the model's defaults (``presets``, from its family
+    and its generation_config.json); ``--greedy`` is always plain greedy; ``--num-beams N`` (N > 1) is beam search
+    with the model's defaults; explicit values override the chosen mode's defaults."""
     fix = "use one of --greedy, --sample, --num-beams N"
     if greedy and sample:
         raise InputError("--greedy and --sample contradict each other", fix=fix)
@@ -56,9 +58,9 @@ def build_config(*, greedy: bool = False, sample: bool = False, num_beams: int |
     if mode == "greedy":
         config = GenerationConfig.greedy()
     elif mode == "beam":
-        config = GenerationConfig(**{**BEAM_DEFAULTS, "num_beams": num_beams})
+        config = GenerationConfig.beam(presets, num_beams=num_beams)
     else:
-        config = GenerationConfig(**SAMPLING_DEFAULTS)
+        config = GenerationConfig.sampling(presets)
     config = config.updated(temperature=temperature, top_p=top_p, top_k=top_k,
                             repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens)
     if stop:

@@ -16,20 +16,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ovexport.errors import InputError
+from ovexport.models.interface import GenerationPresets
 
 from .beam import BeamResult, beam_search
 from .sampling import Sampler, apply_repetition_penalty
 
-__all__ = ["GenerationConfig", "Decoder", "greedy_decode", "SAMPLING_DEFAULTS", "BEAM_DEFAULTS"]
-
-# MiniCPM-V-2's ``chat`` (and the OpenVINO notebook) defaults for its two decoding modes
-SAMPLING_DEFAULTS = {"do_sample": True, "top_p": 0.8, "top_k": 100, "temperature": 0.7, "repetition_penalty": 1.05}
-BEAM_DEFAULTS = {"num_beams": 3, "repetition_penalty": 1.2}
+__all__ = ["GenerationConfig", "Decoder", "greedy_decode"]
 
 
 @dataclass
 class GenerationConfig:
-    """How to pick tokens. The default is plain greedy; ``sampling()`` and ``beam()`` give the model's presets.
+    """How to pick tokens. The default is plain greedy; ``sampling(presets)`` and ``beam(presets)`` give the model's
+    own defaults (``RuntimeAdapter.generation_presets``: its family's, with its generation_config.json applied).
 
     ``repetition_penalty`` penalises the tokens generated so far (not the prompt: the original passes only
     embeddings to ``generate``, so HF's processor sees only the new ids). ``stop_strings``: generation stops
@@ -54,14 +52,14 @@ class GenerationConfig:
         return cls(**overrides)
 
     @classmethod
-    def sampling(cls, **overrides) -> "GenerationConfig":
-        """Top-p 0.8, top-k 100, temperature 0.7, repetition penalty 1.05 (MiniCPM-V-2's ``sampling=True``)."""
-        return cls(**{**SAMPLING_DEFAULTS, **overrides})
+    def sampling(cls, presets: GenerationPresets, **overrides) -> "GenerationConfig":
+        """The model's sampling preset (top-p, top-k, temperature, repetition penalty), then ``overrides``."""
+        return cls(**{**presets.sampling, "do_sample": True, **overrides})
 
     @classmethod
-    def beam(cls, **overrides) -> "GenerationConfig":
-        """3 beams, repetition penalty 1.2 (MiniCPM-V-2's default ``sampling=False``)."""
-        return cls(**{**BEAM_DEFAULTS, **overrides})
+    def beam(cls, presets: GenerationPresets, **overrides) -> "GenerationConfig":
+        """The model's beam-search preset (number of beams, repetition penalty), then ``overrides``."""
+        return cls(**{**presets.beam, **overrides})
 
     def updated(self, **changes) -> "GenerationConfig":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

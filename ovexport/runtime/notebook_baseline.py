@@ -1,7 +1,7 @@
-"""The published OpenVINO notebook's way of running MiniCPM-V-2, over a bundle's own IRs: the baseline of
+"""The published OpenVINO notebooks' way of running a VLM, over a bundle's own IRs: the baseline of
 ``ovexport bench --baseline notebook``.
 
-What the notebook (openvino_notebooks ``minicpm-v-multimodal-chatbot``, its ``OvMiniCPMV`` helper) does, and
+What the model's openvino_notebooks chatbot notebook (its ``OvModel...`` helper class) does, and
 what this module reproduces so that both are timed side by side on the same machine, IRs and OpenVINO config:
 
 - every image (the source and each slice) goes through the image encoder on its own, one call per image
@@ -11,7 +11,7 @@ what this module reproduces so that both are timed side by side on the same mach
   ``PreTrainedModel`` wrapper (ours: a numpy loop), torch tensors in and out of every step.
 
 The prompt, slicing and preprocessing are the model family's runtime adapter's, the same as ours (the notebook
-runs the same MiniCPM-V-2 processing code), and the text embeddings and image encoder are the pipeline's
+runs the model's own processing code), and the text embeddings and image encoder are the pipeline's
 compiled models, so the figures differ only by the three points above. The LLM is compiled a second time
 (without the logits cut): the baseline's memory is not measured.
 """

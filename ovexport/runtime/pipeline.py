@@ -2,12 +2,12 @@
 
 One-shot::
 
-    pipe = Pipeline.load("dist/minicpmv2-int4/1.0.0")
-    pipe.chat("What is in the image?", image="cat.jpg", config=GenerationConfig.sampling(seed=0),
+    pipe = Pipeline.load("dist/my-model-int4/1.0.0")
+    pipe.chat("What is in the image?", image="cat.jpg", config=GenerationConfig.sampling(pipe.adapter.generation_presets),
               on_text=lambda t: print(t, end="", flush=True))
 
 Multi-turn (the image is encoded once per conversation; every turn rebuilds the whole prompt, as the
-original ``MiniCPMV.chat`` does, and re-prefills it with the cached image features)::
+original model's ``chat`` does, and re-prefills it with the cached image features)::
 
     conv = Conversation(image="cat.jpg")
     pipe.chat("What is it?", conversation=conv)

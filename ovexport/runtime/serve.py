@@ -1,4 +1,4 @@
-"""``ovexport serve``: a Gradio chat app over ``Pipeline``, like the OpenVINO notebook's MiniCPM-V-2 demo.
+"""``ovexport serve``: a Gradio chat app over ``Pipeline``, like the OpenVINO notebook's demo of a VLM.
 
 Upload an image, ask questions (the answer streams into the chatbot), pick the decoding (sampling or beam
 search, as the notebook, plus greedy) and its parameters, regenerate the last answer, clear the history.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .generation import BEAM_DEFAULTS, SAMPLING_DEFAULTS, GenerationConfig
+from .generation import GenerationConfig
 from .pipeline import Conversation, Pipeline
 
 DECODE_TYPES = ("Sampling", "Beam Search", "Greedy")
@@ -30,10 +30,24 @@ def make_config(decode: str, num_beams: float, rep_beam: float, top_p: float, to
                             seed=None if seed is None or seed < 0 else int(seed)).check()
 
 
+def model_name(pipe: Pipeline) -> str:
+    """The model family's display name, from the bundle's config.json ("the model" when it is not a known one)."""
+    from ovexport.errors import OvexportError
+    from ovexport.models.registry import family_for
+
+    try:
+        return family_for(pipe.bundle).display_name
+    except OvexportError:
+        return "the model"
+
+
 def build_app(pipe: Pipeline, title: str | None = None):
     import gradio as gr
 
-    name = title or f"MiniCPM-V-2 with OpenVINO ({pipe.bundle.parent.name} {pipe.bundle.name}, {pipe.models.device})"
+    model = model_name(pipe)
+    name = title or f"{model} with OpenVINO ({pipe.bundle.parent.name} {pipe.bundle.name}, {pipe.models.device})"
+    presets = pipe.adapter.generation_presets
+    sampling, beam = presets.sampling, presets.beam
 
     def respond(question: str, image: Any, history: list | None, conv: Conversation | None, *params):
         history = list(history or [])
@@ -82,7 +96,7 @@ def build_app(pipe: Pipeline, title: str | None = None):
     def clear():
         return [], None
 
-    with gr.Blocks(title="MiniCPM-V-2 OpenVINO", analytics_enabled=False) as demo:
+    with gr.Blocks(title=f"{model} OpenVINO", analytics_enabled=False) as demo:
         gr.Markdown(f"## {name}")
         conv_state = gr.State(None)
         with gr.Row():
@@ -90,15 +104,15 @@ def build_app(pipe: Pipeline, title: str | None = None):
                 image = gr.Image(type="pil", label="Image", sources=["upload", "clipboard"], elem_id="image")
                 decode = gr.Radio(list(DECODE_TYPES), value="Sampling", label="Decode type", elem_id="decode")
                 with gr.Accordion("Beam search", open=False):
-                    num_beams = gr.Slider(1, 5, value=BEAM_DEFAULTS["num_beams"], step=1, label="Num beams")
-                    rep_beam = gr.Slider(1.0, 3.0, value=BEAM_DEFAULTS["repetition_penalty"], step=0.05,
+                    num_beams = gr.Slider(1, 5, value=beam["num_beams"], step=1, label="Num beams")
+                    rep_beam = gr.Slider(1.0, 3.0, value=beam.get("repetition_penalty", 1.0), step=0.05,
                                          label="Repetition penalty")
                 with gr.Accordion("Sampling", open=False):
-                    top_p = gr.Slider(0.05, 1.0, value=SAMPLING_DEFAULTS["top_p"], step=0.05, label="Top P")
-                    top_k = gr.Slider(0, 200, value=SAMPLING_DEFAULTS["top_k"], step=1, label="Top K (0 = off)")
-                    temperature = gr.Slider(0.05, 2.0, value=SAMPLING_DEFAULTS["temperature"], step=0.05,
+                    top_p = gr.Slider(0.05, 1.0, value=sampling.get("top_p", 1.0), step=0.05, label="Top P")
+                    top_k = gr.Slider(0, 200, value=sampling.get("top_k", 0), step=1, label="Top K (0 = off)")
+                    temperature = gr.Slider(0.05, 2.0, value=sampling.get("temperature", 1.0), step=0.05,
                                             label="Temperature")
-                    rep_sample = gr.Slider(1.0, 3.0, value=SAMPLING_DEFAULTS["repetition_penalty"], step=0.05,
+                    rep_sample = gr.Slider(1.0, 3.0, value=sampling.get("repetition_penalty", 1.0), step=0.05,
                                            label="Repetition penalty")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
                 max_new = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
@@ -106,7 +120,7 @@ def build_app(pipe: Pipeline, title: str | None = None):
                     regen_btn = gr.Button("Regenerate", elem_id="regenerate")
                     clear_btn = gr.Button("Clear history", elem_id="clear")
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="MiniCPM-V-2", elem_id="chatbot", height=560)
+                chatbot = gr.Chatbot(label=model, elem_id="chatbot", height=560)
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about the image, then press Enter or Send",
                                           show_label=False, scale=8, elem_id="question")

@@ -21,14 +21,16 @@ def versions(*packages: str) -> dict[str, str]:
 
 
 def code_digest(*parts: str) -> str:
-    """sha256 of Python sources of ovexport (sub-packages or single files, relative to the package):
-    changing the code a step runs re-runs the step."""
+    """sha256 of Python sources (sub-packages or single files, relative to the ovexport package, or absolute
+    paths for code outside it, e.g. a model family of another package): changing the code a step runs re-runs
+    the step."""
     h = hashlib.sha256()
     for part in parts:
         target = _PKG_ROOT / part
+        base = _PKG_ROOT if target.is_relative_to(_PKG_ROOT) else target.parent
         files = [target] if target.is_file() else sorted(target.rglob("*.py"))
         for f in files:
-            h.update(str(f.relative_to(_PKG_ROOT)).encode())
+            h.update(str(f.relative_to(base)).encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

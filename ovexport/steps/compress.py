@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 
-from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, PART_OF_RECIPE_KEY, ir_files
+from ovexport.bundle.layout import COMPRESSION
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.compress import compress_model, nncf_table
 from ovexport.exporter.convert import save_ir
 from ovexport.exporter.inspect import compression_report
+from ovexport.parts import PARTS, part as part_named
 from ovexport.util.memory import release_memory
 
 from .common import code_digest, link_or_copy, versions
-
-# which artifact holds each part before compression
-SOURCE_ARTIFACT = {"language_model": "llm_stateful_ir", "image_encoder": "image_encoder_ir",
-                   "text_embeddings": "text_embeddings_ir"}
 
 
 def compress_part(recipe, part: str, policy, inputs: dict, log=lambda msg: None):
@@ -28,7 +25,8 @@ def compress_part(recipe, part: str, policy, inputs: dict, log=lambda msg: None)
     policy is data-aware) and return ``(model, report)``; ``report`` is the part's compression.json entry."""
     import openvino as ov
 
-    model = ov.Core().read_model(inputs[SOURCE_ARTIFACT[part]] / IR_OF_PART[part])
+    p = part_named(part)
+    model = ov.Core().read_model(inputs[p.source_artifact] / p.ir_file)
     dataset, calibration = None, None
     if policy.data_aware:
         from ovexport.calibration import calibration_dataset
@@ -53,7 +51,7 @@ def compress_part(recipe, part: str, policy, inputs: dict, log=lambda msg: None)
 @register_step
 class Compress(Step):
     name = "compress"
-    consumes = ("text_embeddings_ir", "llm_stateful_ir", "image_encoder_ir")
+    consumes = tuple(p.source_artifact for p in PARTS)
     optional = ("checkpoint",)
     produces = "compressed_ir"
     preload = ("torch", "openvino")
@@ -72,17 +70,16 @@ class Compress(Step):
 
         core = ov.Core()
         report: dict[str, dict] = {}
-        for key, part in PART_OF_RECIPE_KEY.items():
-            policy = getattr(ctx.recipe.compression, key)
-            xml = IR_OF_PART[part]
-            src = ctx.inputs[SOURCE_ARTIFACT[part]]
+        for part in PARTS:
+            policy = ctx.recipe.compression.parts().get(part.key)
+            src = ctx.inputs[part.source_artifact]
             if policy is None:
-                for f in ir_files(xml):
+                for f in part.files:
                     link_or_copy(src / f, ctx.out / f)
-                report[part] = {"policy": None, **compression_report(core.read_model(src / xml), None)}
+                report[part.key] = {"policy": None, **compression_report(core.read_model(src / part.ir_file), None)}
             else:
-                model, report[part] = compress_part(ctx.recipe, part, policy, ctx.inputs, ctx.log)
-                save_ir(model, ctx.out, xml)
+                model, report[part.key] = compress_part(ctx.recipe, part.key, policy, ctx.inputs, ctx.log)
+                save_ir(model, ctx.out, part.ir_file)
                 del model
                 release_memory()   # the next part starts from the memory this one used, not on top of it
         (ctx.out / COMPRESSION).write_text(json.dumps(report, indent=2))

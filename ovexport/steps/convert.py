@@ -3,9 +3,17 @@ from __future__ import annotations
 
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.convert import convert_part, save_ir
+from ovexport.errors import RecipeError
 from ovexport.models.registry import family_for
+from ovexport.parts import Part, part as part_named
 
 from .common import code_digest, versions
+
+
+def _names(key: str) -> tuple[str, str, str]:
+    """(step name, artifact, part key) of the step converting part ``key``, from the parts table."""
+    p: Part = part_named(key)
+    return p.convert_step, p.converted, p.key
 
 
 class ConvertPart(Step):
@@ -19,9 +27,16 @@ class ConvertPart(Step):
     def tool_versions(self) -> dict[str, str]:
         return {"code": code_digest("models", "exporter"), **versions("openvino", "torch", "timm")}
 
+    def check_recipe(self, family, recipe) -> None:
+        """Raise ``RecipeError`` when the recipe asks something of this part the family cannot do."""
+
     def run(self, ctx: StepContext) -> dict:
         ckpt = ctx.inputs["checkpoint"]
         family = family_for(ckpt)
+        if self.part not in family.parts:
+            raise RecipeError([f"{family.display_name} has no {self.part} part"],
+                              fix=f"remove {self.name} from the recipe's steps")
+        self.check_recipe(family, ctx.recipe)
         spec = family.part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype,
                                  trace_image_size=ctx.recipe.export.trace_image_size)[self.part]
         with ctx.progress(f"tracing {spec.name}", total=None):
@@ -34,23 +49,25 @@ class ConvertPart(Step):
 
 @register_step
 class ConvertTextEmbeddings(ConvertPart):
-    name = "convert_text_embeddings"
-    produces = "text_embeddings_ir"
-    part = "text_embeddings"
+    name, produces, part = _names("text_embeddings")
 
 
 @register_step
 class ConvertLLM(ConvertPart):
-    name = "convert_llm"
-    produces = "llm_ir"
-    part = "language_model"
+    name, produces, part = _names("llm")
 
 
 @register_step
 class ConvertImageEncoder(ConvertPart):
-    name = "convert_image_encoder"
-    produces = "image_encoder_ir"
-    part = "image_encoder"
+    name, produces, part = _names("image_encoder")
 
     def params(self, recipe) -> dict:
         return {**super().params(recipe), "trace_image_size": recipe.export.trace_image_size}
+
+    def check_recipe(self, family, recipe) -> None:
+        # the recipe schema checks this already when it knows the family (synthetic or local sources)
+        size = recipe.export.trace_image_size
+        problem = family.trace_size_problem(size)
+        if problem:
+            raise RecipeError([f"export.trace_image_size {size}: {problem}"],
+                              fix=f"set export.trace_image_size to a size {family.display_name} can be traced at")

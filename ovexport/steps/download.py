@@ -6,13 +6,11 @@ from pathlib import Path
 
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.errors import CheckpointError, SourceError
-from ovexport.models.registry import family_for, get_family
+from ovexport.models.registry import family_for, family_of_synthetic
 
 from .common import code_digest, versions
 
-DEFAULT_SYNTHETIC_FAMILY = "minicpmv2"
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.py", "*.txt", "*.md"]
-REQUIRED = ("config.json", "tokenizer.model")
 
 
 def _link_tree(src: Path, out: Path) -> None:
@@ -23,11 +21,14 @@ def _link_tree(src: Path, out: Path) -> None:
 
 
 def _check_complete(ckpt: Path, where: str) -> None:
-    missing = [n for n in REQUIRED if not (ckpt / n).is_file()]
+    if not (ckpt / "config.json").is_file():
+        raise CheckpointError(f"{where} has no config.json",
+                              fix="point the recipe's source at a complete checkpoint directory")
+    family = family_for(ckpt)             # raises a clear error for an unsupported model
+    missing = [n for n in family.required_files if not (ckpt / n).is_file()]
     if missing:
         raise CheckpointError(f"{where} has no {', '.join(missing)}",
-                              fix="point the recipe's source at a complete MiniCPM-V-2 checkpoint")
-    family_for(ckpt)                      # raises a clear error for an unsupported model
+                              fix=f"point the recipe's source at a complete {family.display_name} checkpoint")
 
 
 def hub_snapshot(repo_id: str, revision: str, cache_dir: str | None = None) -> Path:
@@ -62,17 +63,19 @@ class Download(Step):
     preload = ("torch", "openvino")
 
     def params(self, recipe) -> dict:
-        return {"source": recipe.source_spec.uri}
+        src = recipe.source_spec
+        if src.kind == "synthetic":
+            # a synthetic checkpoint depends on the code that writes it (and on nothing else of ours)
+            return {"source": src.uri, "synth": code_digest(*family_of_synthetic(src.size).synth_sources)}
+        return {"source": src.uri}
 
     def tool_versions(self) -> dict[str, str]:
-        # a synthetic checkpoint depends on the code that writes it (and on nothing else of ours)
-        return {"synth": code_digest(*get_family(DEFAULT_SYNTHETIC_FAMILY).synth_sources),
-                **versions("huggingface_hub", "torch")}
+        return versions("huggingface_hub", "torch")
 
     def run(self, ctx: StepContext) -> dict:
         src = ctx.recipe.source_spec
         if src.kind == "synthetic":
-            family = get_family(DEFAULT_SYNTHETIC_FAMILY)
+            family = family_of_synthetic(src.size)
             with ctx.progress(f"writing synthetic {src.size} checkpoint", total=None) as advance:
                 last = [0]
 

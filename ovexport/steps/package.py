@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 from ovexport import __version__
-from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, MANIFEST, VALIDATION, ir_files
+from ovexport.bundle.layout import COMPRESSION, MANIFEST, VALIDATION
 from ovexport.bundle.manifest import BUILD, FORMAT, file_entries
 from ovexport.bundle.reproducible import LOCAL_SOURCES, bundle_validation, local_paths, scrub
 from ovexport.engine.lock import Lock
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.models.registry import family_for
+from ovexport.parts import PARTS
 from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
 
@@ -57,15 +58,16 @@ class Package(Step):
     def run(self, ctx: StepContext) -> dict:
         ckpt, irs = ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"]
         family = family_for(ckpt)
-        for xml in IR_OF_PART.values():
-            for f in ir_files(xml):
+        for part in PARTS:
+            for f in part.files:
                 link_or_copy(irs / f, ctx.out / f)
         for name in family.bundle_files:
             if (ckpt / name).is_file():
                 link_or_copy(ckpt / name, ctx.out / name)
         compression = json.loads((irs / COMPRESSION).read_text()) if (irs / COMPRESSION).is_file() else {}
-        if family.publishing is not None:
-            family.publishing().write_bundle_files(ckpt, ctx.out)
+        publishing = family.publishing()
+        if publishing is not None:
+            publishing.write_bundle_files(ckpt, ctx.out)
         # nothing of this machine goes into the bundle: paths, timings and clock readings stay in the lock
         # and in the manifest's build record (reproducible bundles, see bundle/reproducible.py)
         machine = local_paths(ckpt, irs, ctx.work, ctx.out, Path(ctx.recipe.output.root))
@@ -113,9 +115,9 @@ class Package(Step):
             if found:
                 figures["compare"] = found
                 (ctx.out / FIGURES["compare"]).write_text(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
-        if family.publishing is not None:
+        if publishing is not None:
             publish = ctx.recipe.output.publish
-            (ctx.out / CARD).write_text(render_card(manifest, family.publishing(), publish and publish.repo_id,
+            (ctx.out / CARD).write_text(render_card(manifest, publishing, publish and publish.repo_id,
                                                     license=_license(ckpt), figures=figures), encoding="utf-8")
         manifest["files"] = file_entries(ctx.out)
         manifest[BUILD] = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

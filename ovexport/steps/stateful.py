@@ -5,15 +5,18 @@ from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.convert import save_ir
 from ovexport.exporter.stateful import make_stateful
 from ovexport.models.registry import family_for
+from ovexport.parts import part
 
 from .common import code_digest, versions
+
+LLM = part("llm")
 
 
 @register_step
 class MakeStateful(Step):
     name = "make_stateful"
-    consumes = ("checkpoint", "llm_ir")
-    produces = "llm_stateful_ir"
+    consumes = ("checkpoint", LLM.converted)
+    produces = LLM.source_artifact
     preload = ("torch", "openvino")
 
     def params(self, recipe) -> dict:
@@ -26,8 +29,8 @@ class MakeStateful(Step):
         import openvino as ov
 
         ckpt = ctx.inputs["checkpoint"]
-        spec = family_for(ckpt).part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype)["language_model"]
-        model = ov.Core().read_model(ctx.inputs["llm_ir"] / spec.filename)
+        spec = family_for(ckpt).part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype)[LLM.key]
+        model = ov.Core().read_model(ctx.inputs[LLM.converted] / spec.filename)
         make_stateful(model, spec.stateful)
         with ctx.progress(f"saving {spec.filename}", total=None):
             save_ir(model, ctx.out, spec.filename)

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.text import Text
 
 from ovexport.util.memory import release_memory
-from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
+from ovexport.bundle.layout import ir_files
 from ovexport.errors import BundleError
+from ovexport.models.interface import ModelFamily, Reference, RuntimeAdapter
 from ovexport.models.registry import family_for
-
-IR_FILES = (TEXT_EMBEDDINGS, LANGUAGE_MODEL, IMAGE_ENCODER)
+from ovexport.parts import IR_FILES, REFERENCE_PARTS
 
 
 class ValidationContext:
@@ -41,7 +41,7 @@ class ValidationContext:
         self.ir_dir = Path(ir_dir)
         self.spec = spec
         self.console = console if console is not None else Console(stderr=True)
-        self.family = family_for(self.ckpt)
+        self.family: ModelFamily = family_for(self.ckpt)
         self.rng = np.random.default_rng(spec.seed)
         self._reference_dtype = reference_dtype
         self._reference = None
@@ -96,7 +96,7 @@ class ValidationContext:
 
     # ------------------------------------------------------------------ PyTorch reference
     @property
-    def reference(self):
+    def reference(self) -> Reference:
         """The family's PyTorch reference (fp32 unless ``reference_dtype`` says otherwise); parts load lazily."""
         if self._reference is None:
             kw = {} if self._reference_dtype is None else {"dtype": self._reference_dtype}
@@ -136,7 +136,7 @@ class ValidationContext:
         return out
 
     @property
-    def adapter(self):
+    def adapter(self) -> RuntimeAdapter:
         """The family's runtime adapter read from the checkpoint (prompting, embedding scale, EOS ids): the
         same object the bundle runtime uses."""
         if self._adapter is None:
@@ -158,7 +158,7 @@ class ValidationContext:
 
     def close(self) -> None:
         if self._reference is not None:
-            for p in ("llm", "encoder"):
+            for p in REFERENCE_PARTS:
                 self._reference.release(p)
         self._reference = None
         self._adapter = None

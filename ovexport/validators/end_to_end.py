@@ -1,10 +1,7 @@
 """End to end: the bundle runtime's path (prompt + slicing by the family's runtime adapter, the three IRs,
 image features written between <image> and </image>, greedy generation on the stateful LLM) against the
-PyTorch reference's greedy generation, on synthetic images that exercise slicing:
-
-- ``448x448``: no slicing (one image);
-- ``1344x896``: a 3x2 grid (cols x rows: source + 6 slices);
-- ``896x448``: a 2x1 grid (source + 2 slices, one row).
+PyTorch reference's greedy generation, on synthetic images of the sizes the family names
+(``ModelFamily.validation_cases.end_to_end``: e.g. one that is not sliced and two that are, in different grids).
 
 Metrics: ``token_agreement`` (per case, positions where the tokens are equal / positions compared, up to
 and including the first EOS of either side; the metric is the worst case) gated by
@@ -23,12 +20,6 @@ from .context import ValidationContext, synthetic_image
 NAME = "end_to_end"
 PART = "bundle"
 QUESTION = "Describe this image."
-# name -> (width, height, expected (cols, rows) grid of MiniCPM-V-2's slicer, None = not sliced)
-CASES: dict[str, tuple[int, int, tuple[int, int] | None]] = {
-    "448x448": (448, 448, None),
-    "1344x896": (1344, 896, (3, 2)),
-    "896x448": (896, 448, (2, 1)),
-}
 
 
 def token_agreement(ref: Sequence[int], test: Sequence[int], eos_ids) -> tuple[float, int, int]:
@@ -61,11 +52,12 @@ def run(ctx: ValidationContext) -> CheckResult:
     n_new = int(ctx.spec.generate_tokens)
     rng = ctx.rng_for(NAME)
     msgs = [{"role": "user", "content": QUESTION}]
-    images = {name: synthetic_image(rng, w, h) for name, (w, h, _) in CASES.items()}
+    spec = ctx.family.validation_cases.end_to_end
+    images = {name: synthetic_image(rng, w, h) for name, (w, h, _) in spec.items()}
 
     def compute() -> dict:
         flat: dict = {}
-        with ctx.torch_part("llm", "encoder") as ref:
+        with ctx.torch_part("llm", "image_encoder") as ref:
             for name, img in images.items():
                 prepared = ref.prepare(msgs, img)
                 tokens, _ = ref.greedy(prepared, n_new)
@@ -92,7 +84,7 @@ def run(ctx: ValidationContext) -> CheckResult:
             same_prompt = bool(np.array_equal(r["ids"], prepared.input_ids))
             if not same_prompt:  # different prompts: the token comparison means nothing
                 agree, first = 0.0, 0
-            expected = CASES[name][2]
+            expected = spec[name][2]
             cases[name] = {
                 "size": list(img.size), "grid": list(r["grid"]) if r["grid"] else None,
                 "expected_grid": list(expected) if expected else None, "images": r["images"],

@@ -1,14 +1,11 @@
-"""Image encoder IR (vision tower + resampler) vs PyTorch over the image sizes that matter.
+"""Image encoder IR vs PyTorch over the image sizes that matter to the model family
+(``ModelFamily.validation_cases``):
 
-Cases:
-- ``448x448``: the trace size (32x32 patch grid), a no-slice source image;
-- ``378x378``: a 27x27 grid, where timm skips the position-embedding resize (a graph traced elsewhere
-  must still give the same result there);
-- ``wide_source`` / ``tall_source``: what the slicer makes of a 1600x500 / 500x1600 image (non-square grids);
-- ``slices_batch3``: the three same-size slices of that wide image in ONE infer call (batch 3), as the
-  runtime sends them;
-- ``tiny_14x14``: a single patch;
-- ``padded_100x150``: sides that are not multiples of 14 (``dynamic_img_pad``).
+- the family's ``image_sizes``: random-pixel images (e.g. the trace size, a size where the encoder takes another
+  branch, a single patch, sides that are not multiples of the patch);
+- ``wide_source`` / ``tall_source``: what the family's slicer makes of its ``sliced_image`` and of the transposed
+  image (non-square grids);
+- ``slices_batch3``: three same-size slices of that image in ONE infer call (batch 3), as the runtime sends them.
 
 Metrics: ``max_abs_diff`` (max over cases) and ``min_cosine`` (min over every image of every case), gated by
 ``thresholds.image_encoder``; per-case numbers are in the details.
@@ -19,54 +16,50 @@ import math
 
 import numpy as np
 
-from ovexport.bundle.layout import IMAGE_ENCODER
+from ovexport.parts import part
 
 from .base import CheckResult, cosine, gate, max_abs_diff
 from .context import ValidationContext, random_pixels, synthetic_image
 
 NAME = "image_encoder"
 PART = "image_encoder"
-WIDE_IMAGE = (1600, 500)  # (W, H): sliced 3x1; source 252x798, slices 434x462
+IR = part(PART)
 
 
 def _cases(ctx: ValidationContext) -> dict[str, np.ndarray]:
     """name -> float32 [N, 3, H, W] pixel values."""
     rng = ctx.rng_for(NAME)
-    ref = ctx.reference
-    msgs = [{"role": "user", "content": "What is in the image?"}]
-    w, h = WIDE_IMAGE
-    wide = ref.prepare(msgs, synthetic_image(rng, w, h))
-    tall = ref.prepare(msgs, synthetic_image(rng, h, w))
-    cases = {
-        "448x448": random_pixels(rng, 1, 448, 448),
-        "378x378": random_pixels(rng, 1, 378, 378),
-        "wide_source": wide.pixel_values[0][None],
-        "tall_source": tall.pixel_values[0][None],
-    }
-    slices = wide.pixel_values[1:]
-    shapes = {s.shape for s in slices}
-    if len(slices) >= 3 and len(shapes) == 1:
-        cases["slices_batch3"] = np.stack(slices[:3])
-    else:  # a family whose slicer does not cut this image in 3: still test a batch of 3
-        cases["slices_batch3"] = random_pixels(rng, 3, 434, 462)
-    cases["tiny_14x14"] = random_pixels(rng, 1, 14, 14)
-    cases["padded_100x150"] = random_pixels(rng, 1, 100, 150)
+    spec = ctx.family.validation_cases
+    cases = {name: random_pixels(rng, 1, h, w) for name, (h, w) in spec.image_sizes.items()}
+    if spec.sliced_image is not None:
+        ref = ctx.reference
+        msgs = [{"role": "user", "content": "What is in the image?"}]
+        w, h = spec.sliced_image
+        wide = ref.prepare(msgs, synthetic_image(rng, w, h))
+        tall = ref.prepare(msgs, synthetic_image(rng, h, w))
+        cases["wide_source"] = wide.pixel_values[0][None]
+        cases["tall_source"] = tall.pixel_values[0][None]
+        slices = wide.pixel_values[1:]
+        if len(slices) >= 3 and len({s.shape for s in slices}) == 1:
+            cases["slices_batch3"] = np.stack(slices[:3])
+    if "slices_batch3" not in cases:  # the slicer does not cut this image in 3: still test a batch of 3
+        cases["slices_batch3"] = random_pixels(rng, 3, *spec.slice_batch_fallback)
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in cases.items()}
 
 
 def run(ctx: ValidationContext) -> CheckResult:
     thr = ctx.spec.thresholds.image_encoder
     cases = _cases(ctx)
-    p = int(getattr(ctx.reference.config, "patch_size", 14))
+    p = int(ctx.reference.config.patch_size)
 
     def compute() -> dict:
-        with ctx.torch_part("encoder") as ref:
+        with ctx.torch_part(IR.reference_part) as ref:
             return {name: ref.image_features(px) for name, px in cases.items()}
 
     ref_out = ctx.cached_reference(NAME, compute)
 
     ov_out: dict[str, np.ndarray] = {}
-    with ctx.compiled(IMAGE_ENCODER) as model:
+    with ctx.compiled(IR.ir_file) as model:
         req = model.create_infer_request()
         for name, px in cases.items():
             h, w = px.shape[-2:]

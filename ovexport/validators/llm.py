@@ -20,13 +20,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ovexport.bundle.layout import LANGUAGE_MODEL
+from ovexport.parts import part
 
 from .base import CheckResult, cosine, gate, kl_per_position, max_abs_diff, top1_agreement
 from .context import ValidationContext, synthetic_image
 
 NAME = "llm"
-PART = "language_model"
+PART = "llm"
+IR = part(PART)
 BEAM_LEN = 12                 # length of the two batch-2 sequences
 BEAM_STEPS = ([1, 0], [1, 1])  # beam_idx of the decode steps after the batch-2 prefill
 RESET_TOLERANCE = 0.0         # reset_state + identical inputs must give identical logits
@@ -50,10 +51,10 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
 
     rng = ctx.rng_for(NAME)
     steps = int(ctx.spec.decode_steps)
-    with ctx.torch_part("llm", "encoder") as ref:
+    with ctx.torch_part("llm", "image_encoder") as ref:
         prepared = ref.prepare([{"role": "user", "content": QUESTION}], synthetic_image(rng, 448, 448))
         emb = ref.prefill_embeddings(prepared).float()
-        ref.release("encoder")
+        ref.release("image_encoder")
         llm = ref.llm
         t = emb.shape[1]
         with torch.no_grad():
@@ -149,7 +150,7 @@ def run(ctx: ValidationContext) -> CheckResult:
     thr = ctx.spec.thresholds.llm
     r = ctx.cached_reference(NAME, lambda: _reference_outputs(ctx), decode_steps=int(ctx.spec.decode_steps))
 
-    with ctx.compiled(LANGUAGE_MODEL) as model:
+    with ctx.compiled(IR.ir_file) as model:
         req = model.create_infer_request()
         pre1, steps1 = _run_sequence(model, req, r)
         pre2, steps2 = _run_sequence(model, req, r)          # after reset_state: must be identical

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovexport.bundle.layout import TEXT_EMBEDDINGS
+from ovexport.parts import part
 
 from .base import CheckResult, gate, max_abs_diff
 from .context import ValidationContext
 
 NAME = "text_embeddings"
 PART = "text_embeddings"
+IR = part(PART)
 N_RANDOM = 64
 SPECIAL_ATTRS = ("unk_id", "bos_id", "eos_id", "pad_id", "im_start_id", "im_end_id", "slice_start_id",
                  "slice_end_id")
@@ -45,13 +46,13 @@ def run(ctx: ValidationContext) -> CheckResult:
     batch[:, 0] = [edges["zero"], edges["last"]]
 
     def compute() -> dict:
-        with ctx.torch_part("llm") as ref:
+        with ctx.torch_part(IR.reference_part) as ref:
             return {"seq": ref.text_embeddings(seq), "batch": ref.text_embeddings(batch)}
 
     out = ctx.cached_reference(NAME, compute)
     ref_seq, ref_batch = out["seq"], out["batch"]
 
-    with ctx.compiled(TEXT_EMBEDDINGS) as model:
+    with ctx.compiled(IR.ir_file) as model:
         req = model.create_infer_request()
         ov_seq = req.infer({"input_ids": seq})[0].copy()
         ov_batch = req.infer({"input_ids": batch})[0].copy()

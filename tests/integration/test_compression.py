@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovexport.bundle.layout import COMPRESSION, IR_OF_PART, PART_OF_RECIPE_KEY
+from ovexport.bundle.layout import COMPRESSION
 from ovexport.exporter.inspect import format_table, weight_bit_stats, weight_layers
 from ovexport.recipe.load import load_recipe
-from ovexport.steps.compress import SOURCE_ARTIFACT, compress_part
+from ovexport.parts import PARTS, part as part_named
+from ovexport.steps.compress import compress_part
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +52,9 @@ def tiny_inputs(tmp_path_factory) -> dict[str, Path]:
         model = convert_part(spec, "fp32")
         if spec.stateful is not None:
             make_stateful(model, spec.stateful)
-        save_ir(model, root / SOURCE_ARTIFACT[part], spec.filename)
-        inputs[SOURCE_ARTIFACT[part]] = root / SOURCE_ARTIFACT[part]
+        artifact = part_named(part).source_artifact
+        save_ir(model, root / artifact, spec.filename)
+        inputs[artifact] = root / artifact
     return inputs
 
 
@@ -100,37 +102,37 @@ GOLDEN = {
     # 180224 = 55.0% of the 327680 ratio-defining parameters; any next layer reaches >= 60% -> 7 int4.
     # int8: the other 7 decoder linears + lm_head = 8. Image encoder and embeddings stay fp32.
     "tiny-int4": ("tiny-minicpmv2-int4", [],
-                  {"language_model": (7, 8, 0), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)},
-                  {"language_model": (7, 7, 0)}),
+                  {"llm": (7, 8, 0), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)},
+                  {"llm": (7, 7, 0)}),
     # INT8_ASYM per-channel compresses every weight layer, LLM (15) and image encoder (15, the Convolution too)
     "tiny-int8": ("tiny-minicpmv2-int8", [],
-                  {"language_model": (0, 15, 0), "image_encoder": (0, 15, 0), "text_embeddings": (0, 0, 1)},
-                  {"language_model": (0, 15, 0), "image_encoder": (0, 15, 0)}),
+                  {"llm": (0, 15, 0), "image_encoder": (0, 15, 0), "text_embeddings": (0, 0, 1)},
+                  {"llm": (0, 15, 0), "image_encoder": (0, 15, 0)}),
     # no compression at all
     "tiny-fp32": ("tiny-minicpmv2-fp32", [],
-                  {"language_model": (0, 0, 15), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)}, {}),
+                  {"llm": (0, 0, 15), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)}, {}),
     # ratio 0.8: layer 0 q/k/v/o/gate/up + layer 1 q/v/o/gate/up = 7 x 16384 + 4 x 32768 = 245760 = 75.0%;
     # any next layer reaches >= 80% -> 11 int4; int8 = layer 0 down, layer 1 k/down + lm_head = 4
     "ratio-0.8": ("tiny-minicpmv2-int4", ["compression.llm.ratio=0.8"],
-                  {"language_model": (11, 4, 0)}, {"language_model": (11, 3, 0)}),
+                  {"llm": (11, 4, 0)}, {"llm": (11, 3, 0)}),
     # group size 32: the data-free sensitivity is the int8-backup error, independent of the group size,
     # so the same 7 layers go to int4 (in groups of 32)
     "group-32": ("tiny-minicpmv2-int4", ["compression.llm.group_size=32"],
-                 {"language_model": (7, 8, 0)}, {"language_model": (7, 7, 0)}),
+                 {"llm": (7, 8, 0)}, {"llm": (7, 7, 0)}),
     # ignored scope: both down_proj stay fp32 (2 float layers) and leave the ratio-defining set (12 layers,
     # 262144 parameters); int4: layer 0 gate/up, layer 1 o/gate/up = 16384 + 4 x 32768 = 147456 = 56.25%,
     # next >= 60%; int8: the other 7 ratio-defining + lm_head = 8
     "ignored-scope": ("tiny-minicpmv2-int4", ['compression.llm.ignored_scope.patterns=[".*mlp\\\\.down_proj.*"]'],
-                      {"language_model": (5, 8, 2)}, {"language_model": (5, 7, 0)}),
+                      {"llm": (5, 8, 2)}, {"llm": (5, 7, 0)}),
     # all_layers: lm_head becomes ratio-defining (15 layers, 458752 parameters) and, the least sensitive,
     # goes to int4 first: lm_head + layer 0 gate + layer 1 o/gate/up = 131072 + 16384 + 3 x 32768 = 245760 =
     # 53.6%; the next (an MLP projection, 32768) would reach 60.7% -> 5 int4, 10 int8
     "all-layers": ("tiny-minicpmv2-int4", ["compression.llm.all_layers=true"],
-                   {"language_model": (5, 10, 0)}, {"language_model": (5, 10, 0)}),
+                   {"llm": (5, 10, 0)}, {"llm": (5, 10, 0)}),
     # int4 LLM as shipped + INT8_ASYM image encoder: all 15 image-encoder layers int8
     "image-encoder-int8": ("tiny-minicpmv2-int4", ["compression.image_encoder={mode: int8_asym}"],
-                           {"language_model": (7, 8, 0), "image_encoder": (0, 15, 0)},
-                           {"language_model": (7, 7, 0), "image_encoder": (0, 15, 0)}),
+                           {"llm": (7, 8, 0), "image_encoder": (0, 15, 0)},
+                           {"llm": (7, 7, 0), "image_encoder": (0, 15, 0)}),
     # INT8_ASYM text embeddings: the one Gather in int8
     "text-embeddings-int8": ("tiny-minicpmv2-fp32", ["compression.text_embeddings={mode: int8_asym}"],
                              {"text_embeddings": (0, 1, 0)}, {"text_embeddings": (0, 1, 0)}),
@@ -146,12 +148,13 @@ def test_golden_bit_widths(tiny_inputs, tmp_path, case):
     name, overrides, golden, golden_ratio = GOLDEN[case]
     recipe = _recipe(name, overrides)
     core = ov.Core()
-    for key, part in PART_OF_RECIPE_KEY.items():
+    for p in PARTS:
+        part = p.key
         if part not in golden:
             continue
-        policy = getattr(recipe.compression, key)
+        policy = recipe.compression.parts().get(part)
         if policy is None:
-            stats = weight_bit_stats(core.read_model(tiny_inputs[SOURCE_ARTIFACT[part]] / IR_OF_PART[part]))
+            stats = weight_bit_stats(core.read_model(tiny_inputs[p.source_artifact] / p.ir_file))
             assert _layers(stats) == golden[part], part
             assert part not in golden_ratio
             continue
@@ -160,8 +163,8 @@ def test_golden_bit_widths(tiny_inputs, tmp_path, case):
         assert _layers(report["ratio_defining"]) == golden_ratio[part], part
         assert_matches_nncf(report)
         # the saved IR keeps the low-bit element types
-        save_ir(model, tmp_path, IR_OF_PART[part])
-        assert weight_bit_stats(core.read_model(tmp_path / IR_OF_PART[part])) == report["weights"]
+        save_ir(model, tmp_path, p.ir_file)
+        assert weight_bit_stats(core.read_model(tmp_path / p.ir_file)) == report["weights"]
     if case == "tiny-int4":   # the lm_head (last MatMul) is the backup layer
         assert weight_layers(model)[-1].kind == "int8"
 
@@ -175,7 +178,7 @@ def test_sixteen_bit_export_counts_like_nncf(tiny_inputs):
     from ovexport.exporter.stateful import make_stateful
     from ovexport.models.registry import get_family
 
-    spec = get_family("minicpmv2").part_specs(tiny_inputs["checkpoint"], weight_dtype="fp16")["language_model"]
+    spec = get_family("minicpmv2").part_specs(tiny_inputs["checkpoint"], weight_dtype="fp16")["llm"]
     model = convert_part(spec, "fp16")
     make_stateful(model, spec.stateful)
     before = compression_report(model, None)
@@ -208,8 +211,8 @@ def data_free_llm(tiny_inputs):
     from ovexport.calibration import calibration_items
 
     recipe = _recipe("tiny-minicpmv2-int4", DATA_AWARE_BASE)
-    model, report = compress_part(recipe, "language_model", recipe.compression.llm, tiny_inputs)
-    item = calibration_items(recipe, "language_model", tiny_inputs, decode_steps=0)[0]
+    model, report = compress_part(recipe, "llm", recipe.compression.llm, tiny_inputs)
+    item = calibration_items(recipe, "llm", tiny_inputs, decode_steps=0)[0]
     return _logits(model, item), item
 
 
@@ -219,7 +222,7 @@ def test_data_aware_method_runs_on_tiny_llm(tiny_inputs, data_free_llm, method):
     policy = recipe.compression.llm
     assert policy.data_aware
     logs: list[str] = []
-    model, report = compress_part(recipe, "language_model", policy, tiny_inputs, logs.append)
+    model, report = compress_part(recipe, "llm", policy, tiny_inputs, logs.append)
     # ratio 1.0: all 14 decoder linears int4, lm_head int8 (backup) -- with or without data
     assert _layers(report["weights"]) == (14, 1, 0)
     assert_matches_nncf(report)
@@ -257,7 +260,7 @@ def test_data_aware_sensitivity_metric(tiny_inputs, monkeypatch, metric):
     monkeypatch.setattr(criterion, "_calc_activation_sensitivity", spy)
     recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 3}",
                                              f"compression.llm.sensitivity_metric={metric}"])
-    model, report = compress_part(recipe, "language_model", recipe.compression.llm, tiny_inputs)
+    model, report = compress_part(recipe, "llm", recipe.compression.llm, tiny_inputs)
     assert len(scores) == TINY_LLM_RATIO_DEFINING
     assert all(np.isfinite(s) and s > 0 for s in scores) and len(set(scores)) > 1
     int4, int8, fp = _layers(report["weights"])
@@ -293,13 +296,13 @@ def test_language_model_items_follow_nncf_state_semantics(tiny_inputs):
 
     recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 2}",
                                              "compression.llm.awq=true"])
-    items = calibration_items(recipe, "language_model", tiny_inputs)
+    items = calibration_items(recipe, "llm", tiny_inputs)
     flags = [it[RESET] for it in items]
     assert flags.count(True) == 2 and flags[0] and flags.count(False) > 0   # 2 prefills, decode steps after each
     assert all(it["inputs_embeds"].dtype == np.float32 and it["beam_idx"].dtype == np.int32 for it in items)
     core = ov.Core()
-    lm = core.read_model(tiny_inputs["llm_stateful_ir"] / IR_OF_PART["language_model"])
-    text = core.compile_model(tiny_inputs["text_embeddings_ir"] / IR_OF_PART["text_embeddings"], "CPU",
+    lm = core.read_model(tiny_inputs["llm_stateful_ir"] / part_named("llm").ir_file)
+    text = core.compile_model(tiny_inputs["text_embeddings_ir"] / part_named("text_embeddings").ir_file, "CPU",
                               {"INFERENCE_PRECISION_HINT": "f32"})
     engine = OVNativeEngine(lm)
     prev = None
@@ -339,9 +342,9 @@ def test_compress_step_writes_distribution_and_inspect_prints_it(tiny_inputs, tm
     out.mkdir()
     ctx = StepContext(recipe=recipe, inputs=dict(tiny_inputs), out=out, work=tmp_path, console=Console(quiet=True))
     metrics = Compress().run(ctx)
-    assert metrics["language_model"] == {"int4": 7, "int8": 8}
+    assert metrics["llm"] == {"int4": 7, "int8": 8}
     data = json.loads((out / COMPRESSION).read_text())
-    llm = data["language_model"]
+    llm = data["llm"]
     assert llm["policy"]["mode"] == "int4_sym" and llm["policy"]["ratio"] == 0.6
     assert llm["weights"]["int4"] == {"layers": 7, "params": 180224}
     assert llm["weights"]["int8"] == {"layers": 8, "params": 278528}
@@ -354,8 +357,8 @@ def test_compress_step_writes_distribution_and_inspect_prints_it(tiny_inputs, tm
     assert data["image_encoder"]["weights"]["int8"]["layers"] == 15
     te = data["text_embeddings"]
     assert te["policy"] is None and te["ratio_defining"] is None and te["weights"]["float"]["layers"] == 1
-    for part, xml in IR_OF_PART.items():
-        assert (out / xml).is_file() and (out / (xml[:-4] + ".bin")).is_file()
+    for p in PARTS:
+        assert all((out / f).is_file() for f in p.files)
 
     text = _inspect(out)
     assert "openvino_language_model.xml" in text and "int4_sym, group 16, ratio 0.6" in text
@@ -365,9 +368,9 @@ def test_compress_step_writes_distribution_and_inspect_prints_it(tiny_inputs, tm
     # an IR alone (no compression.json beside it): the policy is inferred from the IR, same numbers
     alone = tmp_path / "alone"
     alone.mkdir()
-    for f in (IR_OF_PART["language_model"], IR_OF_PART["language_model"][:-4] + ".bin"):
+    for f in (part_named("llm").ir_file, part_named("llm").ir_file[:-4] + ".bin"):
         (alone / f).write_bytes((out / f).read_bytes())
-    (res,) = json.loads(_inspect(alone / IR_OF_PART["language_model"], "--json"))
+    (res,) = json.loads(_inspect(alone / part_named("llm").ir_file, "--json"))
     assert res["policy_inferred"] and res["rows"] == [["int8", "61% (8 / 15)", "45% (7 / 14)"],
                                                       ["int4", "39% (7 / 15)", "55% (7 / 14)"]]
     assert "| int4 | 39% (7 / 15) | 55% (7 / 14) |" in _inspect(out, "--markdown")
@@ -408,7 +411,7 @@ def test_image_encoder_int8_static(tiny_inputs):
     core = ov.Core()
     quantized = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     assert _runtime_precisions(quantized, "FullyConnected").count("i8") == GOLDEN_STATIC_INT8_FC
-    reference = core.compile_model(tiny_inputs["image_encoder_ir"] / IR_OF_PART["image_encoder"], "CPU",
+    reference = core.compile_model(tiny_inputs["image_encoder_ir"] / part_named("image_encoder").ir_file, "CPU",
                                    {"INFERENCE_PRECISION_HINT": "f32"})
     for item in calibration_items(recipe, "image_encoder", tiny_inputs)[:2]:
         a, b = (np.asarray(c(item)[0], np.float64).ravel() for c in (reference, quantized))

@@ -68,7 +68,7 @@ def test_run_writes_a_complete_bundle(int4_root):
     assert m["validation"]["checks"]["end_to_end"]["status"] == "not gated"
     assert m["validation"]["checks"]["end_to_end"]["passed"] is None
     assert m["validation"]["checks"]["llm"]["status"] == "passed"
-    llm = m["compression"]["language_model"]["weights"]
+    llm = m["compression"]["llm"]["weights"]
     assert llm["int4"]["layers"] > 0 and llm["int8"]["layers"] > 0
     for rel, entry in m["files"].items():
         assert (bundle / rel).stat().st_size == entry["size"]

@@ -160,8 +160,8 @@ def test_card_metadata_parses_and_its_tables_show_the_bundles_figures(bundle):
         for metric, value in check["metrics"].items():
             shown = f"{value:.6g}" if isinstance(value, float) else str(value)
             assert f"| {name} | {metric} | {shown} |" in card.text, (name, metric)
-    w = m["compression"]["language_model"]["weights"]
-    assert f"| language_model | int4_sym | 16 | 0.6 | {w['int4']['layers']} (" in card.text
+    w = m["compression"]["llm"]["weights"]
+    assert f"| llm | int4_sym | 16 | 0.6 | {w['int4']['layers']} (" in card.text
     assert f"| OpenVINO | {m['packages']['openvino']} |" in card.text
 
 

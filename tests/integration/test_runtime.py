@@ -60,15 +60,17 @@ def test_unsliced_graph_gives_the_same_tokens(rt_bundle, rt_pipe):
 # ------------------------------------------------------------------------------------------------ sampling
 def test_sampling_is_reproducible_with_a_seed_and_differs_across_seeds(rt_pipe, rt_images):
     image = img(rt_images, "448x448")
-    runs = {seed: [rt_pipe.chat(Q, image, G.sampling(seed=seed, max_new_tokens=24)).token_ids for _ in range(2)]
+    presets = rt_pipe.adapter.generation_presets
+    runs = {seed: [rt_pipe.chat(Q, image, G.sampling(presets, seed=seed, max_new_tokens=24)).token_ids for _ in range(2)]
             for seed in (1, 2, 3)}
     for a, b in runs.values():
         assert a == b
     assert len({tuple(v[0]) for v in runs.values()}) > 1
 
 
-def test_sampling_presets():
-    s, b = G.sampling(), G.beam()
+def test_sampling_presets_are_the_familys_with_the_generation_config_applied(rt_pipe):
+    presets = rt_pipe.adapter.generation_presets
+    s, b = G.sampling(presets), G.beam(presets)
     assert (s.do_sample, s.top_p, s.top_k, s.temperature, s.repetition_penalty) == (True, 0.8, 100, 0.7, 1.05)
     assert (b.num_beams, b.repetition_penalty, b.do_sample) == (3, 1.2, False)
     assert G().mode == "greedy" and s.mode == "sample" and b.mode == "beam"
@@ -147,7 +149,8 @@ def _score(ref, prefill, tokens, penalty) -> float:
 @pytest.mark.parametrize("num_beams,max_new", [(3, 16), (2, 10)])
 def test_beam_search_equals_hf_generate_on_the_reference(rt_pipe, rt_reference, rt_images, num_beams, max_new):
     image = img(rt_images, "448x448")
-    r = rt_pipe.chat(Q, image, G.beam(num_beams=num_beams, max_new_tokens=max_new))
+    r = rt_pipe.chat(Q, image, G.beam(rt_pipe.adapter.generation_presets, num_beams=num_beams,
+                                      max_new_tokens=max_new))
     prefill = rt_reference.prefill_embeddings(rt_reference.prepare(MSGS, image))
     want, score = _hf_beam(rt_reference, prefill, num_beams, max_new, 1.2)
     assert r.token_ids == want
@@ -170,7 +173,7 @@ def test_one_beam_equals_greedy(rt_pipe, rt_images):
 
 def test_beam_search_streams_its_answer_once(rt_pipe):
     pieces = []
-    r = rt_pipe.chat(Q, None, G.beam(max_new_tokens=8), on_text=pieces.append)
+    r = rt_pipe.chat(Q, None, G.beam(rt_pipe.adapter.generation_presets, max_new_tokens=8), on_text=pieces.append)
     assert pieces == ([r.text] if r.text else [])
 
 
@@ -265,9 +268,10 @@ def test_multi_turn_encodes_the_image_once_and_rebuilds_the_prompt(rt_pipe, rt_i
 
 def test_conversation_regenerate_clear_and_new_image(rt_pipe, rt_images):
     conv = Conversation(image=str(rt_images["448x448"]))  # a path: loaded on first use
-    r1 = rt_pipe.chat(Q, conversation=conv, config=G.sampling(seed=1, max_new_tokens=6))
+    presets = rt_pipe.adapter.generation_presets
+    r1 = rt_pipe.chat(Q, conversation=conv, config=G.sampling(presets, seed=1, max_new_tokens=6))
     assert conv.pop_answer() == r1.text and conv.msgs[-1]["role"] == "user"
-    r2 = rt_pipe.chat(None, conversation=conv, config=G.sampling(seed=1, max_new_tokens=6))
+    r2 = rt_pipe.chat(None, conversation=conv, config=G.sampling(presets, seed=1, max_new_tokens=6))
     assert r2.token_ids == r1.token_ids and len(conv.msgs) == 2
     calls = rt_pipe.models.calls["image"]
     conv.set_image(img(rt_images, "1344x896"))

@@ -47,11 +47,13 @@ def test_chat_one_shot_streams_the_same_text(rt_bundle, rt_images, rt_pipe):
     assert plain.stdout == json.loads(js.stdout)["text"] + "\n"  # stderr: the unvalidated-bundle warning
     # decoding flags reach the generator: seeded sampling = the Python API with the same config
     s = run(*args, "--seed", "7", "--top-k", "50", "--temperature", "0.9", "--json")
-    want = rt_pipe.chat(Q, str(rt_images["448x448"]), G.sampling(seed=7, top_k=50, temperature=0.9, max_new_tokens=10))
+    presets = rt_pipe.adapter.generation_presets   # the bundle's: what the CLI decodes with by default
+    want = rt_pipe.chat(Q, str(rt_images["448x448"]),
+                        G.sampling(presets, seed=7, top_k=50, temperature=0.9, max_new_tokens=10))
     assert json.loads(s.stdout)["token_ids"] == want.token_ids
     b = run(*args, "--num-beams", "2", "--json")
     assert json.loads(b.stdout)["token_ids"] == rt_pipe.chat(Q, str(rt_images["448x448"]),
-                                                             G.beam(num_beams=2, max_new_tokens=10)).token_ids
+                                                             G.beam(presets, num_beams=2, max_new_tokens=10)).token_ids
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -213,3 +213,28 @@ def test_peak_meter_sampling_fallback():
         block = b"\x04" * (64 * 1024 * 1024)
         del block
     assert m2.peak >= 64 * 1024 * 1024
+
+
+def test_pipeline_order_follows_artifacts_and_keeps_chains_together():
+    class A(Step):
+        name, produces = "a", "x"
+
+    class B1(Step):
+        name, consumes, produces = "b1", ("x",), "y1"
+
+    class B2(Step):
+        name, consumes, produces = "b2", ("x",), "y2"
+
+    class C1(Step):  # continues b1's chain: runs before b2 although registered after it
+        name, consumes, produces = "c1", ("y1",), "z1"
+
+    class D(Step):
+        name, consumes, optional, produces = "d", ("z1", "y2"), ("e_out",), "w"
+
+    class E(Step):  # optional input of d: must run before it
+        name, consumes, produces = "e", ("y2",), "e_out"
+
+    reg = StepRegistry()
+    for cls in (D, C1, B1, B2, E, A):
+        reg.register(cls)
+    assert reg.pipeline_order() == ["a", "b1", "c1", "b2", "e", "d"]

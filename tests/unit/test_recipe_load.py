@@ -195,7 +195,7 @@ def test_set_errors_name_the_override(tmp_path):
         "--set compression.llm.ratio=2: compression.llm.ratio: Input should be less than or equal to 1, got 2"]
     assert problems(p, ["compression.lm.mode=int4_sym"]) == [
         "--set compression.lm.mode=int4_sym: compression.lm: unknown key 'lm'; did you mean 'llm'? "
-        "(allowed: llm, image_encoder, text_embeddings)"]
+        "(allowed: text_embeddings, llm, image_encoder)"]
     # a mapping created by the override that misses a required key
     assert problems(p, ["compression.image_encoder.group_size=8"]) == [
         "--set compression.image_encoder.group_size=8: compression.image_encoder.mode: required key is missing"]

@@ -7,11 +7,11 @@ import pytest
 from pydantic import ValidationError
 
 from ovexport.recipe.schema import (
-    STEP_NAMES,
     PartCompression,
     PipelineSpec,
     Recipe,
     ValidationSpec,
+    step_names,
 )
 from ovexport.recipe.source import Source, parse_calibration_source, parse_source
 
@@ -121,7 +121,7 @@ def test_calibration_sources(tmp_path):
 
 def test_minimal_recipe_defaults():
     r = Recipe.model_validate(minimal())
-    assert r.steps == list(STEP_NAMES)
+    assert r.steps == list(step_names())
     assert r.export.weight_dtype == "fp16" and r.export.trace_image_size == 448
     assert r.compression.parts() == {} and not r.compression.enabled
     assert r.calibration is None
@@ -137,9 +137,19 @@ def test_minimal_recipe_defaults():
     assert r.source_spec == Source(kind="synthetic", size="tiny", seed=0)
 
 
-def test_step_names_constant():
-    assert STEP_NAMES == ("download", "convert_text_embeddings", "convert_llm", "make_stateful",
-                          "convert_image_encoder", "compress", "validate", "package")
+def test_step_names_are_the_registered_steps_in_pipeline_order():
+    from ovexport.engine.step import REGISTRY
+
+    assert step_names() == ("download", "convert_text_embeddings", "convert_llm", "make_stateful",
+                            "convert_image_encoder", "compress", "validate", "package")
+    assert set(step_names()) == set(REGISTRY.names())
+
+
+def test_compression_keys_are_the_parts_table():
+    from ovexport.parts import PART_KEYS
+    from ovexport.recipe.schema import CompressionSpec
+
+    assert tuple(CompressionSpec.model_fields) == PART_KEYS
 
 
 def test_unknown_keys_rejected_everywhere():
@@ -200,7 +210,7 @@ def test_steps_duplicates_and_unknown():
     assert errors_of(minimal(steps=["download", "convert_llm", "download"])) == [
         (("steps", 2), "step 'download' is listed twice (also at steps.0)")]
     [(loc, msg)] = errors_of(minimal(steps=["download", "convrt_llm"]))
-    assert loc == ("steps", 1) and msg.startswith("Input should be 'download'")
+    assert loc == ("steps", 1) and msg == "unknown step 'convrt_llm'; did you mean 'convert_llm'?"
 
 
 def test_steps_order_and_empty():

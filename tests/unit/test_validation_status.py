@@ -31,8 +31,8 @@ def test_a_check_without_gates_is_not_gated_not_passed():
 
 
 def test_gated_checks_pass_or_fail_on_their_gates():
-    ok = CheckResult.build("llm", "language_model", {"x": 0.0}, [gate("x", 0.0, 1e-3, "max")])
-    bad = CheckResult.build("llm", "language_model", {"x": 1.0}, [gate("x", 1.0, 1e-3, "max")])
+    ok = CheckResult.build("llm", "llm", {"x": 0.0}, [gate("x", 0.0, 1e-3, "max")])
+    bad = CheckResult.build("llm", "llm", {"x": 1.0}, [gate("x", 1.0, 1e-3, "max")])
     assert (ok.status, ok.passed) == ("passed", True)
     assert (bad.status, bad.passed) == ("failed", False)
 
@@ -48,10 +48,10 @@ def test_defaults_gate_every_check_and_null_blocks_are_listed():
 
 def test_a_check_gated_only_by_its_own_reset_gate_is_not_gated_unless_that_gate_fails():
     s = spec({"llm": {"max_abs_diff": None, "min_cosine": None, "min_top1_agreement": None, "max_kl": None}})
-    held = CheckResult.build("llm", "language_model", {"reset_max_abs_diff": 0.0},
+    held = CheckResult.build("llm", "llm", {"reset_max_abs_diff": 0.0},
                              [gate("reset_max_abs_diff", 0.0, 0.0, "max")])
     assert apply_gating(held, s).status == "not gated"
-    broke = CheckResult.build("llm", "language_model", {"reset_max_abs_diff": 0.5},
+    broke = CheckResult.build("llm", "llm", {"reset_max_abs_diff": 0.5},
                               [gate("reset_max_abs_diff", 0.5, 0.0, "max")])
     assert apply_gating(broke, s).status == "failed"
 

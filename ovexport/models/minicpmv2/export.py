@@ -59,7 +59,7 @@ def language_model_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype)
     }
     past_names, present_names = kv_names(config.num_hidden_layers)
     return PartSpec(
-        name="language_model", filename=LANGUAGE_MODEL,
+        name="llm", filename=LANGUAGE_MODEL,
         load=lambda: LanguageModelForExport(load_llm(ckpt, config, dtype)),
         example_input=example,
         input_names=["inputs_embeds", "attention_mask", "position_ids", *past_names],

@@ -1,68 +1,106 @@
-"""Registers MiniCPM-V-2 with the model-family registry."""
+"""Registers MiniCPM-V-2 with the model-family registry: every fact about it that generic code needs."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ovexport.models.registry import ModelFamily, register_family
+from ovexport.models.interface import GenerationPresets, ValidationCases
+from ovexport.models.registry import register_family
+from ovexport.parts import PART_KEYS
 
 BUNDLE_FILES = ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
                 "special_tokens_map.json")
 
+# MiniCPM-V-2's ``chat`` (and the OpenVINO notebook) defaults for its two decoding modes: ``sampling=True`` and
+# its default ``sampling=False``; the checkpoint's generation_config.json sets none of these keys
+PRESETS = GenerationPresets(
+    sampling={"do_sample": True, "top_p": 0.8, "top_k": 100, "temperature": 0.7, "repetition_penalty": 1.05},
+    beam={"num_beams": 3, "repetition_penalty": 1.2},
+)
 
-def _matches(config: dict) -> bool:
-    # V-2.5 / V-2.6 share model_type "minicpmv" but carry a "version" key and other vision towers
-    return (config.get("model_type") == "minicpmv" and "version" not in config
-            and str(config.get("vision_encoder", "")).startswith("vit_so400m_patch14_siglip"))
+PATCH_SIZE = 14
+# The SigLIP position embedding is 27x27 (patch 14 at 378 px). Tracing at 378 px makes the grid exactly 27x27,
+# so the traced graph skips the position-embedding resize and only works at 378 px.
+POSITION_GRID = 27
 
-
-def _part_specs(ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 448) -> dict:
-    from ovexport.exporter.convert import torch_dtype
-
-    from . import export
-    from .config import MiniCPMV2Config
-
-    config = MiniCPMV2Config.from_dir(ckpt)
-    # the checkpoint is read in the export dtype directly: no fp32 copy of a bf16 checkpoint
-    dtype = torch_dtype(weight_dtype)
-    return {
-        "text_embeddings": export.text_embeddings_spec(ckpt, config, dtype),
-        "language_model": export.language_model_spec(ckpt, config, dtype),
-        "image_encoder": export.image_encoder_spec(ckpt, config, dtype, trace_image_size),
-    }
-
-
-def _write_synthetic(out: Path, size: str = "tiny", seed: int = 0, progress=None) -> Path:
-    if size == "tiny-trained":
-        from .trained.build import write_trained_checkpoint
-        return write_trained_checkpoint(out, seed=seed, progress=progress)
-    from .synth import write_synthetic_checkpoint
-    return write_synthetic_checkpoint(out, size=size, seed=seed, progress=progress)
+VALIDATION_CASES = ValidationCases(
+    image_sizes={
+        "448x448": (448, 448),         # the trace size (32x32 patch grid), a no-slice source image
+        "378x378": (378, 378),         # 27x27: timm skips the position-embedding resize there
+        "tiny_14x14": (14, 14),        # a single patch
+        "padded_100x150": (100, 150),  # sides that are not multiples of 14 (dynamic_img_pad)
+    },
+    sliced_image=(1600, 500),          # sliced 3x1; source 252x798, slices 434x462
+    slice_batch_fallback=(434, 462),
+    end_to_end={
+        "448x448": (448, 448, None),   # no slicing
+        "1344x896": (1344, 896, (3, 2)),  # source + 6 slices
+        "896x448": (896, 448, (2, 1)),    # source + 2 slices, one row
+    },
+)
 
 
-def _runtime(bundle: Path):
-    from .runtime_adapter import MiniCPMV2Adapter
-    return MiniCPMV2Adapter(bundle)
-
-
-def _publishing():
-    from . import publishing
-    return publishing
-
-
-def _reference(ckpt: Path, **kw):
-    from .reference import TorchReference
-    return TorchReference(ckpt, **kw)
-
-
-FAMILY = register_family(ModelFamily(
-    name="minicpmv2", matches=_matches, part_specs=_part_specs, write_synthetic=_write_synthetic,
-    bundle_files=BUNDLE_FILES, runtime=_runtime, reference=_reference, publishing=_publishing,
+class MiniCPMV2Family:
+    name = "minicpmv2"
+    display_name = "MiniCPM-V-2"
+    parts = PART_KEYS
+    bundle_files = BUNDLE_FILES
+    required_files = ("config.json", "tokenizer.model")
     # tiny: random weights, a few MB; tiny-trained: trained on a generated VQA task (trained/), cached;
     # full: the real shapes
-    synthetic_sizes=("tiny", "tiny-trained", "full"),
+    synthetic_sizes = ("tiny", "tiny-trained", "full")
     # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes, and
     # for tiny-trained the trainer, the task and the prompt/slicing code the examples go through
-    synth_sources=tuple(f"models/minicpmv2/{f}.py" for f in (
+    synth_sources = tuple(f"models/minicpmv2/{f}.py" for f in (
         "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "prompt", "slicing",
-        "tokenizer")) + ("models/minicpmv2/trained", "synthetic"),
-))
+        "tokenizer")) + ("models/minicpmv2/trained", "synthetic")
+    validation_cases = VALIDATION_CASES
+
+    def matches(self, config: dict) -> bool:
+        # V-2.5 / V-2.6 share model_type "minicpmv" but carry a "version" key and other vision towers
+        return (config.get("model_type") == "minicpmv" and "version" not in config
+                and str(config.get("vision_encoder", "")).startswith("vit_so400m_patch14_siglip"))
+
+    def trace_size_problem(self, size: int) -> str | None:
+        if size < PATCH_SIZE or size % PATCH_SIZE:
+            return f"must be a multiple of the patch size {PATCH_SIZE} (e.g. 448), got {size}"
+        if size == POSITION_GRID * PATCH_SIZE:
+            return (f"{size} gives a {POSITION_GRID}x{POSITION_GRID} patch grid, where the image encoder skips the "
+                    "position-embedding resize, so the traced graph would not work at other sizes; use e.g. 448")
+        return None
+
+    def part_specs(self, ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 448) -> dict:
+        from ovexport.exporter.convert import torch_dtype
+
+        from . import export
+        from .config import MiniCPMV2Config
+
+        config = MiniCPMV2Config.from_dir(ckpt)
+        # the checkpoint is read in the export dtype directly: no fp32 copy of a bf16 checkpoint
+        dtype = torch_dtype(weight_dtype)
+        return {
+            "text_embeddings": export.text_embeddings_spec(ckpt, config, dtype),
+            "llm": export.language_model_spec(ckpt, config, dtype),
+            "image_encoder": export.image_encoder_spec(ckpt, config, dtype, trace_image_size),
+        }
+
+    def write_synthetic(self, out: Path, size: str = "tiny", seed: int = 0, progress=None) -> Path:
+        if size == "tiny-trained":
+            from .trained.build import write_trained_checkpoint
+            return write_trained_checkpoint(out, seed=seed, progress=progress)
+        from .synth import write_synthetic_checkpoint
+        return write_synthetic_checkpoint(out, size=size, seed=seed, progress=progress)
+
+    def runtime(self, bundle: Path):
+        from .runtime_adapter import MiniCPMV2Adapter
+        return MiniCPMV2Adapter(bundle)
+
+    def reference(self, ckpt: Path, **kw):
+        from .reference import TorchReference
+        return TorchReference(ckpt, **kw)
+
+    def publishing(self):
+        from . import publishing
+        return publishing
+
+
+FAMILY = register_family(MiniCPMV2Family())

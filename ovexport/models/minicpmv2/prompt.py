@@ -15,7 +15,6 @@ when the image is sliced into cols x rows patches, by ``<slice>`` + rows joined 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ovexport.errors import InputError
+from ovexport.models.interface import PreparedInput
 
 from .slicing import SlicedImage, load_image, slice_image, to_pixel_values
 
@@ -101,24 +101,6 @@ def image_bounds(input_ids: Sequence[int] | np.ndarray, im_start_id: int = IM_ST
         raise InputError(f"the prompt has {len(starts)} <image> and {len(ends)} </image> tokens that do not pair up",
                          fix="do not write <image> or </image> in message text")
     return np.stack([starts, ends], axis=1).astype(np.int64) if len(starts) else np.zeros((0, 2), np.int64)
-
-
-@dataclass
-class PreparedInput:
-    """Everything the model needs for one chat turn."""
-
-    input_ids: np.ndarray  # int64 [L], BOS first
-    image_bounds: np.ndarray  # int64 [n, 2], one row per image, in prompt order
-    pixel_values: list[np.ndarray] = field(default_factory=list)  # float32 [3, H, W], in the order of the bounds
-    grid: tuple[int, int] | None = None  # (cols, rows) of the slices, None when not sliced
-    prompt: str = ""
-    patch_size: int = 14
-
-    @property
-    def tgt_sizes(self) -> list[tuple[int, int]]:
-        """Patch grid (ceil(H/p), ceil(W/p)) of every image, what the resampler's sincos2d needs."""
-        p = self.patch_size
-        return [(-(-pv.shape[1] // p), -(-pv.shape[2] // p)) for pv in self.pixel_values]
 
 
 _DEFAULTS = {"query_num": 64, "slice_mode": True, "max_slice_nums": 9, "scale_resolution": 448, "patch_size": 14}

@@ -10,7 +10,9 @@ import torch
 from .config import MiniCPMV2Config
 from .fp32_compute import fp32_compute
 from .parts import load_image_encoder, load_llm
-from .prompt import PreparedInput, encode_chat
+from ovexport.models.interface import PreparedInput
+
+from .prompt import encode_chat
 from .tokenizer import MiniCPMVTokenizer
 
 
@@ -31,7 +33,7 @@ class TorchReference:
         self.dtype = dtype                       # dtype of the computation
         self.weight_dtype = _DTYPES.get(self.config.torch_dtype, torch.float32) if dtype == torch.float32 else dtype
         self._llm = None
-        self._encoder = None
+        self._image_encoder = None
 
     def _load(self, loader):
         module = loader(self.ckpt, self.config, self.weight_dtype)
@@ -45,12 +47,13 @@ class TorchReference:
         return self._llm
 
     @property
-    def encoder(self):
-        if self._encoder is None:
-            self._encoder = self._load(load_image_encoder)
-        return self._encoder
+    def image_encoder(self):
+        if self._image_encoder is None:
+            self._image_encoder = self._load(load_image_encoder)
+        return self._image_encoder
 
     def release(self, part: str) -> None:
+        """Free a reference part (``ovexport.parts.REFERENCE_PARTS``: "llm" or "image_encoder")."""
         setattr(self, f"_{part}", None)
 
     # computations ------------------------------------------------------------------------------
@@ -70,7 +73,7 @@ class TorchReference:
         h, w = px.shape[-2:]
         p = self.config.patch_size
         tgt = torch.tensor([math.ceil(h / p), math.ceil(w / p)])
-        return torch.cat([self.encoder(px[i:i + 1], tgt) for i in range(px.shape[0])]).float().numpy()
+        return torch.cat([self.image_encoder(px[i:i + 1], tgt) for i in range(px.shape[0])]).float().numpy()
 
     @torch.no_grad()
     def prefill_embeddings(self, prepared: PreparedInput) -> torch.Tensor:

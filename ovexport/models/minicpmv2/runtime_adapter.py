@@ -1,29 +1,29 @@
-"""What the generic runtime needs to know about MiniCPM-V-2: prompting, tokenizer, text-embedding scale."""
+"""What the generic runtime needs to know about MiniCPM-V-2: prompting, tokenizer, text-embedding scale, decoding."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ovexport.models.generation_config import GenerationConfigDefaults, read_generation_config
+from ovexport.models.interface import PreparedInput
+
 from .config import MiniCPMV2Config
-from .prompt import PreparedInput, encode_chat
+from .family import PRESETS
+from .prompt import encode_chat
 from .tokenizer import MiniCPMVTokenizer
 
 
-class MiniCPMV2Adapter:
+class MiniCPMV2Adapter(GenerationConfigDefaults):
+    presets = PRESETS
+
     def __init__(self, bundle: Path):
         self.config = MiniCPMV2Config.from_dir(bundle)
         self.tokenizer = MiniCPMVTokenizer.from_dir(bundle)
-        gen = Path(bundle) / "generation_config.json"
-        self.generation_config = json.loads(gen.read_text()) if gen.is_file() else {}
+        self.generation_config = read_generation_config(bundle)
 
     @property
     def embed_scale(self) -> float:
         """Text embeddings are multiplied by ``scale_emb``; image features are not."""
         return self.config.scale_emb
-
-    @property
-    def eos_ids(self) -> set[int]:
-        return {self.tokenizer.eos_id}
 
     @staticmethod
     def load_image(path):

@@ -1,0 +1,185 @@
+"""What generic code may ask a model family, typed: the family itself, its runtime adapter, its PyTorch
+reference, its publishing facts, and the small records they hand over.
+
+Generic code (steps, validators, runtime, CLI) only sees these Protocols; everything specific to one model
+(MiniCPM-V-2's sizes, presets, slicer grids, titles) lives in that model's package, which registers an
+object satisfying ``ModelFamily`` (``ovexport.models.registry.register_family``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ovexport.exporter.spec import PartSpec
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@dataclass
+class PreparedInput:
+    """Everything the model needs for one chat turn, as the family's prompt code builds it."""
+
+    input_ids: np.ndarray  # int64 [L], BOS first
+    image_bounds: np.ndarray  # int64 [n, 2], one row per image: the positions its features overwrite
+    pixel_values: list[np.ndarray] = field(default_factory=list)  # float32 [3, H, W], in the order of the bounds
+    grid: tuple[int, int] | None = None  # (cols, rows) of the slices, None when not sliced
+    prompt: str = ""
+    patch_size: int = 14
+
+    @property
+    def tgt_sizes(self) -> list[tuple[int, int]]:
+        """Patch grid (ceil(H/p), ceil(W/p)) of every image, the image encoder's ``tgt_size`` input."""
+        p = self.patch_size
+        return [(-(-pv.shape[1] // p), -(-pv.shape[2] // p)) for pv in self.pixel_values]
+
+
+@dataclass(frozen=True)
+class GenerationPresets:
+    """The model's own decoding defaults, as ``GenerationConfig`` keyword arguments (``sampling`` includes
+    ``do_sample=True``, ``beam`` includes ``num_beams``)."""
+
+    sampling: Mapping[str, Any]
+    beam: Mapping[str, Any]
+
+
+# name -> (width, height, expected (cols, rows) grid of the family's slicer, None = not sliced)
+EndToEndCase = tuple[int, int, "tuple[int, int] | None"]
+
+
+@dataclass(frozen=True)
+class ValidationCases:
+    """The inputs the parity checks feed a family's IRs: the image sizes that exercise its image encoder and
+    its slicer, and the images the end-to-end check answers about."""
+
+    image_sizes: Mapping[str, tuple[int, int]]  # name -> (H, W) of random-pixel images fed to the image encoder
+    sliced_image: tuple[int, int] | None        # (W, H) of an image the slicer cuts in three: its source, the
+                                                # transposed image's source and the three slices as one batch
+    slice_batch_fallback: tuple[int, int]       # (H, W) of a random batch of 3 when the slicer does not cut in 3
+    end_to_end: Mapping[str, EndToEndCase]
+
+
+# ------------------------------------------------------------------------------------------ protocols
+
+
+class ModelConfig(Protocol):
+    """The few ``config.json`` facts generic code reads."""
+
+    vocab_size: int
+    patch_size: int
+    max_position_embeddings: int
+
+
+class Tokenizer(Protocol):
+    @property
+    def bos_id(self) -> int: ...
+    @property
+    def eos_id(self) -> int: ...
+    @property
+    def pad_id(self) -> int: ...
+    def encode(self, text: str, add_bos: bool = True) -> list[int]: ...
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str: ...
+    def stream(self) -> Any:
+        """An incremental decoder: ``push(id) -> text``, ``flush() -> text``, ``reset()``."""
+        ...
+
+
+@runtime_checkable
+class RuntimeAdapter(Protocol):
+    """What the bundle runtime needs to know about the model, read from a bundle (or checkpoint) directory."""
+
+    config: ModelConfig
+    tokenizer: Tokenizer
+
+    @property
+    def embed_scale(self) -> float:
+        """Factor applied to text embeddings (not to image features) before the LLM."""
+        ...
+
+    @property
+    def eos_ids(self) -> set[int]: ...
+
+    @property
+    def generation_presets(self) -> GenerationPresets:
+        """The decoding defaults, the checkpoint's ``generation_config.json`` applied over the model's own."""
+        ...
+
+    def load_image(self, path: str | Path) -> Any: ...
+    def prepare(self, msgs: Sequence[Mapping[str, Any]], image: Any = None) -> PreparedInput: ...
+
+
+class ReferenceLLM(Protocol):
+    def __call__(self, inputs_embeds: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> tuple[Any, Any]:
+        """``(logits [B, T, V], past)``."""
+        ...
+
+    def embed(self, ids: Any) -> Any:
+        """Scaled text embeddings of ``ids`` [B, T] (what the runtime feeds the LLM)."""
+        ...
+
+
+@runtime_checkable
+class Reference(Protocol):
+    """The PyTorch reference: computes what each IR computes, its parts loaded on first use and freed by
+    ``release(reference_part)`` (``ovexport.parts.REFERENCE_PARTS``)."""
+
+    config: ModelConfig
+    tokenizer: Tokenizer
+
+    @property
+    def llm(self) -> ReferenceLLM: ...
+    def release(self, part: str) -> None: ...
+    def prepare(self, msgs: Sequence[Mapping[str, Any]], image: Any = None) -> PreparedInput: ...
+    def text_embeddings(self, ids: Any) -> np.ndarray: ...
+    def image_features(self, pixel_values: np.ndarray) -> np.ndarray: ...
+    def prefill_embeddings(self, prepared: PreparedInput) -> Any: ...
+    def greedy(self, prepared: PreparedInput, max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]: ...
+
+
+class Publishing(Protocol):
+    """Bundle extras and model-card facts."""
+
+    PIPELINE_TAG: str
+    TITLE: str
+
+    def write_bundle_files(self, ckpt: Path, out: Path) -> None: ...
+    def card_usage(self, repo_id: str) -> str: ...
+    def resources(self, source_kind: str, size: str | None) -> dict: ...
+
+
+@runtime_checkable
+class ModelFamily(Protocol):
+    """One model architecture: how to recognise, synthesise, export, validate, run and publish it."""
+
+    name: str                          # registry key, recorded in manifests ("model_family")
+    display_name: str                  # for people: the demo's title, help texts
+    parts: tuple[str, ...]             # keys of ``ovexport.parts.PARTS`` it exports
+    bundle_files: tuple[str, ...]      # checkpoint files copied into a bundle
+    required_files: tuple[str, ...]    # checkpoint files without which it cannot be exported
+    synthetic_sizes: tuple[str, ...]   # what ``synthetic://<size>`` may name for this family (first = default)
+    synth_sources: tuple[str, ...]     # source files a synthetic checkpoint's bytes depend on (fingerprinted):
+                                       # relative to the ovexport package, or absolute
+    validation_cases: ValidationCases
+
+    def matches(self, config: dict) -> bool:
+        """Does this ``config.json`` belong to the family?"""
+        ...
+
+    def trace_size_problem(self, size: int) -> str | None:
+        """Why the image encoder cannot be traced at ``size`` pixels (square), or None when it can."""
+        ...
+
+    def part_specs(self, ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 448) -> dict[str, "PartSpec"]:
+        """part key -> how to export it."""
+        ...
+
+    def write_synthetic(self, out: Path, size: str, seed: int = 0,
+                        progress: Callable[[int, int], None] | None = None) -> Path: ...
+    def runtime(self, bundle: Path) -> RuntimeAdapter: ...
+    def reference(self, ckpt: Path, **kw: Any) -> Reference: ...
+    def publishing(self) -> Publishing | None: ...
