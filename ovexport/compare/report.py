@@ -121,18 +121,30 @@ def plot(rows: list[dict], path: Path, title: str) -> Path | None:
         return None
     front = pareto(rows)
     acc_name = "task accuracy" if any(r.get("task_accuracy") is not None for r in pts) else "exact match vs reference"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    # points carry a number; the key under the plots names them (labels beside 20 close points overlap)
+    number = {r["label"]: i for i, r in enumerate(pts, 1)}
+    key_rows = -(-len(pts) // 2)
+    fig = plt.figure(figsize=(12, 4.8 + 0.16 * key_rows))
+    grid = fig.add_gridspec(2, 2, height_ratios=(4.8, 0.16 * key_rows + 0.3))
+    ax1, ax2, ax_key = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
     for r in pts:
         on = r["label"] in front
+        n = str(number[r["label"]])
         acc = accuracy_of(r)
         if acc is not None:
             ax1.scatter(r["llm_mb"], acc, c="tab:green" if on else "tab:blue", marker="*" if on else "o", s=90 if on else 30)
-            ax1.annotate(r["label"], (r["llm_mb"], acc), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax1.annotate(n, (r["llm_mb"], acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
         kl = r.get("kl_mean")
         if kl is not None and kl == kl:
             ax2.scatter(r["llm_mb"], max(kl, 1e-9), c="tab:green" if on else "tab:red", marker="*" if on else "o",
                         s=90 if on else 30)
-            ax2.annotate(r["label"], (r["llm_mb"], max(kl, 1e-9)), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax2.annotate(n, (r["llm_mb"], max(kl, 1e-9)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax_key.axis("off")
+    for i, r in enumerate(pts):
+        col, row = divmod(i, key_rows)
+        star = " *" if r["label"] in front else ""
+        ax_key.text(0.5 * col, 1 - (row + 0.5) / key_rows, f"{number[r['label']]:>2}  {r['label']}{star}",
+                    fontsize=7, family="monospace", va="center", transform=ax_key.transAxes)
     fr = sorted((r for r in pts if r["label"] in front), key=lambda r: r["llm_mb"])
     if len(fr) > 1:
         ax1.plot([r["llm_mb"] for r in fr], [accuracy_of(r) for r in fr], "g--", lw=1, label="Pareto front")
@@ -144,7 +156,7 @@ def plot(rows: list[dict], path: Path, title: str) -> Path | None:
     ax2.set_ylabel("mean KL to reference (nats)")
     ax2.set_yscale("log")
     ax2.set_title("divergence vs size")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(f"{title}   (* Pareto front)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
