@@ -2,8 +2,9 @@
 
 Scenes on calm backgrounds (flat grey, two-tone gradient, faint noise), at sizes MiniCPM-V-2's slicer leaves
 whole (area <= ``scale_resolution``**2) and at sizes it slices. What is asked about is drawn large, so a tiny
-vision tower (14-pixel patches, 112-pixel slices) sees it clearly: one shape of 35-70 % of the image's short
-side, counted shapes of ~20 % each, words in bold letters ~half the image high. Questions and short answers:
+vision tower (14-pixel patches, 112-pixel slices) sees it clearly: one shape of 35-45 % of the image's short
+side inside one quadrant, counted shapes of ~20 % each, words in bold letters ~half the image high. Questions and
+short answers:
 
 - colour:   "What color is the shape?"         -> red | green | blue | yellow | purple | orange
 - shape:    "What shape is it?"                -> circle | square | triangle | star
@@ -11,9 +12,11 @@ side, counted shapes of ~20 % each, words in bold letters ~half the image high. 
 - count:    "How many shapes are there?"       -> 1 .. 5
 - word:     "What word is written?"            -> one of ``WORDS``
 
-A sample is drawn from its own ``random.Random``, so a stream is deterministic for a seed. Every sample
-has a ``key`` (the full description of its scene and question); the training stream skips the keys of
-the held-out set, so the held-out questions are never trained on.
+A ``Scene`` is an image with every question it answers (a one-shape scene answers colour, shape and position,
+so training encodes its image once for three questions); a held-out ``Sample`` is one question on one scene.
+Everything is drawn from its own ``random.Random``, so a stream is deterministic for a seed. Every scene has a
+``key`` (the full description of its image); the training stream skips the keys of the held-out set, so no
+held-out image is ever trained on.
 """
 from __future__ import annotations
 
