@@ -14,8 +14,9 @@ pytestmark = pytest.mark.unit
 SCALE_RESOLUTION = 112   # trained.train.TRAINED_OVERRIDES
 
 
-def _digest(s: task.Sample) -> str:
-    return hashlib.sha256(s.image.tobytes() + s.question.encode() + s.answer.encode()).hexdigest()
+def _digest(s: task.Sample | task.Scene) -> str:
+    qa = s.qa if isinstance(s, task.Scene) else ((s.question, s.answer),)
+    return hashlib.sha256(s.image.tobytes() + json.dumps(qa).encode()).hexdigest()
 
 
 def _take(stream, n):
@@ -37,19 +38,45 @@ def test_training_stream_is_deterministic_for_a_seed():
     assert [_digest(s) for s in a] != [_digest(s) for s in _take(task.training_stream(4), 30)]
 
 
-def test_training_stream_never_yields_a_heldout_sample():
+def test_training_stream_never_shows_a_heldout_image():
     heldout = task.heldout_samples(0)
     keys = {s.key for s in heldout}
-    digests = {_digest(s) for s in heldout}
+    images = {hashlib.sha256(s.image.tobytes()).hexdigest() for s in heldout}
     train = _take(task.training_stream(0, keys), 1500)
     assert not keys & {s.key for s in train}
-    assert not digests & {_digest(s) for s in train}
+    assert not images & {hashlib.sha256(s.image.tobytes()).hexdigest() for s in train}
 
 
 def test_training_stream_skips_excluded_keys():
     first = _take(task.training_stream(0), 3)
     skipped = _take(task.training_stream(0, {first[0].key}), 2)
     assert [s.key for s in skipped] == [first[1].key, first[2].key]
+
+
+def test_a_one_shape_scene_answers_colour_shape_and_position():
+    import random
+    sc = task.scene(random.Random(0), "one", large=False)
+    assert [q for q, _ in sc.qa] == [task.QUESTIONS[k] for k in ("color", "shape", "position")]
+    answers = dict(sc.qa)
+    assert answers[task.QUESTIONS["color"]] in task.COLORS and answers[task.QUESTIONS["shape"]] in task.SHAPES
+    assert answers[task.QUESTIONS["position"]] in task.POSITIONS
+
+
+def test_training_asks_every_kind_about_equally_often_and_each_one_first():
+    import collections
+    scenes = _take(task.training_stream(0), 900)
+    first = collections.Counter(sc.qa[0][0] for sc in scenes)
+    per_kind = collections.Counter(q for sc in scenes for q, _ in sc.qa)
+    assert set(first) == set(task.QUESTIONS.values())
+    assert min(per_kind.values()) > 0.8 * max(per_kind.values()), per_kind     # every kind about as often
+    # a one-shape scene asks its three questions in random order: each of them comes first in 1/3 of those scenes
+    assert max(first.values()) < 4 * min(first.values()), first
+    assert sum(len(sc.qa) for sc in scenes) > 1.5 * len(scenes), "a one-shape scene carries three questions"
+
+
+def test_sliced_share_of_the_training_stream():
+    scenes = _take(task.training_stream(0, sliced_share=0.25), 400)
+    assert 0.17 < sum(sc.sliced_size for sc in scenes) / len(scenes) < 0.33
 
 
 def test_heldout_covers_every_question_kind_on_sliced_and_unsliced_images():
@@ -62,8 +89,11 @@ def test_heldout_covers_every_question_kind_on_sliced_and_unsliced_images():
 def test_answers_are_short_and_from_the_task_vocabulary():
     allowed = {*task.COLORS, *task.SHAPES, *task.POSITIONS, *task.WORDS,
                *(str(n) for n in range(1, task.MAX_COUNT + 1))}
-    for s in _take(task.training_stream(0), 500) + task.heldout_samples(0):
-        assert s.answer in allowed and len(s.answer.split()) <= 2
+    qa = [pair for sc in _take(task.training_stream(0), 500) for pair in sc.qa]
+    qa += [(s.question, s.answer) for s in task.heldout_samples(0)]
+    for question, answer in qa:
+        assert question in task.QUESTIONS.values()
+        assert answer in allowed and len(answer.split()) <= 2
 
 
 def test_every_size_class_is_sliced_as_intended():

@@ -2,8 +2,9 @@
 
 Scenes on calm backgrounds (flat grey, two-tone gradient, faint noise), at sizes MiniCPM-V-2's slicer leaves
 whole (area <= ``scale_resolution``**2) and at sizes it slices. What is asked about is drawn large, so a tiny
-vision tower (14-pixel patches, 112-pixel slices) sees it clearly: one shape of 35-70 % of the image's short
-side, counted shapes of ~20 % each, words in bold letters ~half the image high. Questions and short answers:
+vision tower (14-pixel patches, 112-pixel slices) sees it clearly: one shape of 35-45 % of the image's short
+side inside one quadrant, counted shapes of ~20 % each, words in bold letters ~half the image high. Questions and
+short answers:
 
 - colour:   "What color is the shape?"         -> red | green | blue | yellow | purple | orange
 - shape:    "What shape is it?"                -> circle | square | triangle | star
@@ -11,12 +12,15 @@ side, counted shapes of ~20 % each, words in bold letters ~half the image high. 
 - count:    "How many shapes are there?"       -> 1 .. 5
 - word:     "What word is written?"            -> one of ``WORDS``
 
-A sample is drawn from its own ``random.Random``, so a stream is deterministic for a seed. Every sample
-has a ``key`` (the full description of its scene and question); the training stream skips the keys of
-the held-out set, so the held-out questions are never trained on.
+A ``Scene`` is an image with every question it answers (a one-shape scene answers colour, shape and position,
+so training encodes its image once for three questions); a held-out ``Sample`` is one question on one scene.
+Everything is drawn from its own ``random.Random``, so a stream is deterministic for a seed. Every scene has a
+``key`` (the full description of its image); the training stream skips the keys of the held-out set, so no
+held-out image is ever trained on.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["Sample", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
+__all__ = ["Sample", "Scene", "SCENES", "ANSWERS", "KIND_OF", "scene", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
            "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout"]
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -35,7 +39,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "star")
 POSITIONS = ("top left", "top right", "bottom left", "bottom right")
-WORDS = ("cat", "dog", "sun", "car", "tree", "book", "fish", "milk")
+# no two words differ by one letter only (cat/car did): a tiny vision tower tells them apart by their outline
+WORDS = ("cat", "dog", "sun", "key", "tree", "book", "fish", "milk")
 MAX_COUNT = 5
 QUESTIONS = {
     "color": "What color is the shape?",
@@ -45,6 +50,14 @@ QUESTIONS = {
     "word": "What word is written?",
 }
 KINDS = tuple(QUESTIONS)
+KIND_OF = {question: kind for kind, question in QUESTIONS.items()}
+ANSWERS: dict[str, tuple[str, ...]] = {
+    "color": tuple(COLORS), "shape": SHAPES, "position": POSITIONS,
+    "count": tuple(str(n) for n in range(1, MAX_COUNT + 1)), "word": WORDS,
+}
+# what each scene answers: one scene of one shape answers three questions, so the vision pass is shared
+SCENES = {"one": ("color", "shape", "position"), "count": ("count",), "word": ("word",)}
+SCENE_OF = {kind: name for name, kinds in SCENES.items() for kind in kinds}
 # (width, height) at scale_resolution 112: the small ones are not sliced, the large ones are (2x1 .. 3x2 grids)
 SMALL_SIZES = ((112, 112), (98, 112), (112, 84), (84, 84), (70, 98), (112, 70), (96, 96))
 LARGE_SIZES = ((224, 224), (224, 112), (112, 224), (280, 168), (196, 196), (252, 140))
@@ -129,72 +142,101 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-# ------------------------------------------------------------------------------------------ samples
-def sample(rng: random.Random, kind: str | None = None, large: bool | None = None) -> Sample:
-    """One sample; ``kind`` and ``large`` (sliced image size) are drawn from ``rng`` when None."""
-    kind = kind or rng.choice(KINDS)
+# ------------------------------------------------------------------------------------------ scenes
+def _one_shape(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tuple[dict[str, str], list]:
+    """One shape inside one quadrant, as large as fits well there (35-45 % of the short side): it answers the
+    colour, shape and position questions."""
+    m = min(w, h)
+    shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
+    q = rng.randrange(4)
+    r = m * rng.uniform(0.175, 0.225)
+    cx = (w / 2) * (q % 2) + rng.uniform(min(r + 0.02 * w, w / 4), max(w / 2 - r - 0.01 * w, w / 4))
+    cy = (h / 2) * (q // 2) + rng.uniform(min(r + 0.02 * h, h / 4), max(h / 2 - r - 0.01 * h, h / 4))
+    _draw_shape(d, shape, cx, cy, r, COLORS[color])
+    answers = {"color": color, "shape": shape, "position": POSITIONS[q]}
+    return answers, ["one", shape, color, q, round(cx, 3), round(cy, 3), round(r, 3)]
+
+
+def _counted_shapes(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tuple[dict[str, str], list]:
+    """1 .. MAX_COUNT equal shapes of ~20 % of the short side each, kept apart."""
+    m = min(w, h)
+    n = rng.randint(1, MAX_COUNT)
+    shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
+    r = m * rng.uniform(0.1, 0.12)
+    placed: list[tuple[float, float]] = []
+    while len(placed) < n:   # rejection sampling: shapes apart by at least 2.5 r; start over when stuck
+        for _ in range(200):
+            cx, cy = rng.uniform(1.2 * r, w - 1.2 * r), rng.uniform(1.2 * r, h - 1.2 * r)
+            if all((cx - x) ** 2 + (cy - y) ** 2 > (2.5 * r) ** 2 for x, y in placed):
+                placed.append((cx, cy))
+                break
+        else:
+            placed = []
+    for cx, cy in placed:
+        _draw_shape(d, shape, cx, cy, r, COLORS[color])
+    return {"count": str(n)}, ["many", shape, color, [(round(x, 3), round(y, 3)) for x, y in placed], round(r, 3)]
+
+
+def _printed_word(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int, bg: list) -> tuple[dict[str, str], list]:
+    """One word in bold letters, 40-55 % of the image high, shrunk until it fits 90 % of the width."""
+    word = rng.choice(WORDS)
+    fsize = max(10, int(h * rng.uniform(0.4, 0.55)))
+    while True:
+        font = _font(fsize)
+        stroke = max(1, fsize // 14)
+        left, top, right, bottom = d.textbbox((0, 0), word, font=font, stroke_width=stroke)
+        if right - left <= 0.9 * w or fsize <= 10:
+            break
+        fsize -= 2
+    tw, th = right - left, bottom - top
+    x = rng.uniform(0.04 * w, max(0.04 * w, w - tw - 0.04 * w)) - left
+    y = rng.uniform(0.04 * h, max(0.04 * h, h - th - 0.04 * h)) - top
+    ink = (15, 15, 15) if bg[1] >= 128 else (245, 245, 245)   # contrast with the background
+    d.text((x, y), word, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink)
+    return {"word": word}, ["word", word, fsize, round(x, 3), round(y, 3)]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """An image and every question it answers: (question, answer) pairs in ``KINDS`` order."""
+    image: Image.Image
+    qa: tuple[tuple[str, str], ...]
+    key: str          # the image, canonically: equal keys = the same image
+
+    @property
+    def sliced_size(self) -> bool:
+        return self.image.size in LARGE_SIZES
+
+
+def scene(rng: random.Random, scene_kind: str | None = None, large: bool | None = None) -> Scene:
+    """One scene of ``scene_kind`` (a key of ``SCENES``; drawn from ``rng`` when None) at a sliced (``large``)
+    or unsliced size (drawn from ``rng`` when None)."""
+    scene_kind = scene_kind or rng.choice(tuple(SCENES))
     if large is None:
         large = rng.random() < 0.5
     size = rng.choice(LARGE_SIZES if large else SMALL_SIZES)
     w, h = size
     img, bg = _background(rng, size)
     d = ImageDraw.Draw(img)
-    m = min(w, h)
-    if kind in ("color", "shape", "position"):
-        shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
-        q = rng.randrange(4)
-        if kind == "position":
-            # as large as fits well inside its quadrant (35-45 % of the image's short side)
-            r = m * rng.uniform(0.175, 0.225)
-            cx = (w / 2) * (q % 2) + rng.uniform(min(r + 0.02 * w, w / 4), max(w / 2 - r - 0.01 * w, w / 4))
-            cy = (h / 2) * (q // 2) + rng.uniform(min(r + 0.02 * h, h / 4), max(h / 2 - r - 0.01 * h, h / 4))
-        else:
-            # colour and shape: one large shape (45-70 % of the short side) anywhere inside the image
-            r = m * rng.uniform(0.225, 0.35)
-            cx, cy = rng.uniform(1.1 * r, w - 1.1 * r), rng.uniform(1.1 * r, h - 1.1 * r)
-        _draw_shape(d, shape, cx, cy, r, COLORS[color])
-        answer = {"color": color, "shape": shape, "position": POSITIONS[q]}[kind]
-        scene = ["one", shape, color, q, round(cx, 3), round(cy, 3), round(r, 3)]
-    elif kind == "count":
-        n = rng.randint(1, MAX_COUNT)
-        shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
-        r = m * rng.uniform(0.1, 0.12)
-        placed: list[tuple[float, float]] = []
-        while len(placed) < n:   # rejection sampling: shapes apart by at least 2.5 r; start over when stuck
-            for _ in range(200):
-                cx, cy = rng.uniform(1.2 * r, w - 1.2 * r), rng.uniform(1.2 * r, h - 1.2 * r)
-                if all((cx - x) ** 2 + (cy - y) ** 2 > (2.5 * r) ** 2 for x, y in placed):
-                    placed.append((cx, cy))
-                    break
-            else:
-                placed = []
-        for cx, cy in placed:
-            _draw_shape(d, shape, cx, cy, r, COLORS[color])
-        answer = str(n)
-        scene = ["many", shape, color, [(round(x, 3), round(y, 3)) for x, y in placed], round(r, 3)]
-    elif kind == "word":
-        word = rng.choice(WORDS)
-        # big bold text: 40-55 % of the height, shrunk until it fits 90 % of the width
-        fsize = max(10, int(h * rng.uniform(0.4, 0.55)))
-        while True:
-            font = _font(fsize)
-            stroke = max(1, fsize // 14)
-            left, top, right, bottom = d.textbbox((0, 0), word, font=font, stroke_width=stroke)
-            if right - left <= 0.9 * w or fsize <= 10:
-                break
-            fsize -= 2
-        tw, th = right - left, bottom - top
-        x = rng.uniform(0.04 * w, max(0.04 * w, w - tw - 0.04 * w)) - left
-        y = rng.uniform(0.04 * h, max(0.04 * h, h - th - 0.04 * h)) - top
-        ink = (15, 15, 15) if bg[1] >= 128 else (245, 245, 245)   # contrast with the background
-        d.text((x, y), word, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink)
-        answer = word
-        scene = ["word", word, fsize, round(x, 3), round(y, 3)]
+    if scene_kind == "one":
+        answers, drawn = _one_shape(rng, d, w, h)
+    elif scene_kind == "count":
+        answers, drawn = _counted_shapes(rng, d, w, h)
+    elif scene_kind == "word":
+        answers, drawn = _printed_word(rng, d, w, h, bg)
     else:
+        raise ValueError(f"unknown scene kind {scene_kind!r}")
+    key = json.dumps([list(size), bg, drawn], separators=(",", ":"))
+    return Scene(image=img, qa=tuple((QUESTIONS[k], answers[k]) for k in KINDS if k in answers), key=key)
+
+
+def sample(rng: random.Random, kind: str | None = None, large: bool | None = None) -> Sample:
+    """One question (``kind``, drawn from ``rng`` when None) on a new scene; its key is the scene's."""
+    kind = kind or rng.choice(KINDS)
+    if kind not in QUESTIONS:
         raise ValueError(f"unknown question kind {kind!r}")
-    question = QUESTIONS[kind]
-    key = json.dumps([kind, list(size), bg, scene, question], separators=(",", ":"))
-    return Sample(image=img, question=question, answer=answer, key=key)
+    sc = scene(rng, SCENE_OF[kind], large)
+    return Sample(image=sc.image, question=QUESTIONS[kind], answer=dict(sc.qa)[QUESTIONS[kind]], key=sc.key)
 
 
 def heldout_samples(seed: int, n: int = 150) -> list[Sample]:
@@ -203,13 +245,17 @@ def heldout_samples(seed: int, n: int = 150) -> list[Sample]:
     return [sample(rng, kind=KINDS[i % len(KINDS)], large=(i // len(KINDS)) % 2 == 1) for i in range(n)]
 
 
-def training_stream(seed: int, exclude: set[str] | frozenset[str] = frozenset()) -> Iterator[Sample]:
-    """Endless training samples for ``seed``; keys in ``exclude`` (the held-out set) are skipped."""
+def training_stream(seed: int, exclude: set[str] | frozenset[str] = frozenset(),
+                    sliced_share: float = 0.5) -> Iterator[Scene]:
+    """Endless training scenes for ``seed``, ``sliced_share`` of them at sliced sizes, questions in random order;
+    keys in ``exclude`` (the held-out images) are skipped."""
     rng = random.Random(f"ovexport-train-{seed}")
     while True:
-        s = sample(rng)
-        if s.key not in exclude:
-            yield s
+        sc = scene(rng, large=rng.random() < sliced_share)
+        qa = list(sc.qa)
+        rng.shuffle(qa)             # every kind is asked first (the runtime's single-turn prompt) as often
+        if sc.key not in exclude:
+            yield dataclasses.replace(sc, qa=tuple(qa))
 
 
 def write_heldout(samples: list[Sample], out: Path) -> Path:

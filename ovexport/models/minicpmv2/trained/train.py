@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..config import MiniCPMV2Config
 from ..llm import causal_mask, rope_cos_sin
 from ..model import MiniCPMV2
-from ..prompt import encode_chat
-from ..resampler import sincos_2d
+from ..prompt import AI, USER, encode_chat
+from ..resampler import sincos_1d
 from ..tokenizer import MiniCPMVTokenizer
 from . import task
 
@@ -42,14 +43,21 @@ class TrainSettings:
     # 2 cores, measured) OpenMP's barriers made a 2-thread step 15x slower than a 1-thread one
     threads: int = 1
     heldout_questions: int = 150
+    sliced_share: float = 0.5    # share of training images at sliced sizes (a sliced image is 3-7 encoder images)
+    probe_weight: float = 1.0    # weight of the image probe's loss (``ImageProbe``) beside the answers' loss
+    # vision tower and resampler learn at lr x this: at the full lr their first steps scramble the regions the
+    # initialisation lays out (vision-only probe, 300 steps: position at chance with 1x, 76 % with 0.1x)
+    vision_lr_scale: float = 0.1
 
 
 @dataclass
 class Example:
-    ids: list[int]               # prompt + answer + </s>
-    n_prompt: int
+    ids: list[int]               # prompt + answer + </s> (+ further turns: <用户> question <AI> answer </s>)
+    n_prompt: int                # length of the first turn's prompt (what the runtime sends)
     bounds: np.ndarray           # [n_images, 2]
     pixels: list[np.ndarray]     # [3, H, W] per image
+    targets: list[int]           # positions t whose token ids[t] carries loss (answers and their </s>)
+    labels: dict[str, int]       # question kind -> index of the answer in task.ANSWERS (the image probe's targets)
 
 
 def trained_config(seed: int) -> dict:
@@ -61,11 +69,24 @@ def trained_config(seed: int) -> dict:
     return cfg
 
 
-def make_example(tok: MiniCPMVTokenizer, config: MiniCPMV2Config, image, question: str, answer: str) -> Example:
-    prepared = encode_chat(tok, [{"role": "user", "content": question}], image, config=config)
-    prompt = [int(i) for i in prepared.input_ids]
-    target = tok.encode(answer, add_bos=False) + [tok.eos_id]
-    return Example(prompt + target, len(prompt), prepared.image_bounds, prepared.pixel_values)
+def make_example(tok: MiniCPMVTokenizer, config: MiniCPMV2Config, image,
+                 qa: Sequence[tuple[str, str]]) -> Example:
+    """One conversation about ``image``: the first question exactly as the runtime encodes it (``encode_chat``),
+    each further question as a new user turn; every answer is followed by ``</s>``, and only answers carry loss.
+    All questions of one image share its vision pass."""
+    (q0, _), *rest = qa
+    prepared = encode_chat(tok, [{"role": "user", "content": q0}], image, config=config)
+    ids = [int(i) for i in prepared.input_ids]
+    n_prompt = len(ids)
+    targets: list[int] = []
+    labels = {task.KIND_OF[q]: task.ANSWERS[task.KIND_OF[q]].index(a) for q, a in qa}
+    for k, (question, answer) in enumerate(qa):
+        if k:
+            ids += tok.encode(USER + question + AI, add_bos=False)
+        answer_ids = tok.encode(answer, add_bos=False) + [tok.eos_id]
+        targets += range(len(ids), len(ids) + len(answer_ids))
+        ids += answer_ids
+    return Example(ids, n_prompt, prepared.image_bounds, prepared.pixel_values, targets, labels)
 
 
 # Initial scales of what the LLM reads (measured, BENCHMARKS.md "Tiny trained model"): MiniCPM multiplies text
@@ -76,20 +97,49 @@ IMAGE_FEATURE_RMS = 3.0      # resampler output (ln_post -> proj) at initialisat
 TEXT_EMBED_RMS = 0.36        # embed_tokens x scale_emb at initialisation
 
 
+# The resampler's queries start looking at one region of the image each (measured, BENCHMARKS.md): with the
+# default initialisation all queries attend uniformly (entropy 4.14 of 4.16 over 64 patches), so every image
+# feature is the same average of the patches - colour survives that, position, shape, count and words do not.
+RESAMPLER_SHARPNESS = 1.0    # attention logit per unit of sin-cos similarity between query and patch position
+# the vision tower's learnt position table starts as loud as the patch embeddings (timm: 0.02 against 0.28 rms),
+# so patch features say where they are from the start
+VIT_POS_RMS = 0.3
+RESAMPLER_CONTENT = 0.5      # ln_kv gain: patch content against the position table in the attention logits
+
+
+def _query_positions(dim: int, side: int, grid: int) -> torch.Tensor:
+    """2-D sin-cos table [side*side, dim] of query centres spread over a ``grid`` x ``grid`` patch grid (the
+    layout of ``sincos_2d``: first half w, second half h)."""
+    c = (torch.arange(side, dtype=torch.float32) + 0.5) * grid / side - 0.5
+    ys = c[:, None].expand(side, side).reshape(-1)
+    xs = c[None, :].expand(side, side).reshape(-1)
+    return torch.cat([sincos_1d(dim // 2, xs), sincos_1d(dim // 2, ys)], dim=1)
+
+
 def init_weights(model: MiniCPMV2, config: MiniCPMV2Config) -> None:
-    """Module defaults, plus what the original initialises itself: the resampler's queries, its fixed
-    2-D sin-cos query table and projection, and small embeddings/lm_head. The resampler projection and the
-    token embeddings are scaled so image features start ``IMAGE_FEATURE_RMS`` and scaled text
-    ``TEXT_EMBED_RMS``."""
+    """Module defaults, plus what the original initialises itself (the resampler's queries, its fixed query
+    position table and projection, small embeddings/lm_head), with three choices of ours:
+    - the query table holds positions spread over the image's patch grid, and the attention's query/key
+      projections start as scaled identities, so query i starts attending to region i of the image;
+    - the resampler projection and the token embeddings are scaled so image features start
+      ``IMAGE_FEATURE_RMS`` and scaled text ``TEXT_EMBED_RMS``."""
     r = model.resampler
+    d = config.hidden_size
     with torch.no_grad():
+        model.vpm.pos_embed.normal_(0.0, VIT_POS_RMS)
         r.query.normal_(0.0, 0.02)
         side = math.isqrt(config.query_num)
+        grid = config.scale_resolution // config.patch_size
         if side * side == config.query_num:
-            r.pos_embed.copy_(sincos_2d(config.hidden_size, side, side))
+            r.pos_embed.copy_(_query_positions(d, side, grid))
         else:
             r.pos_embed.normal_(0.0, 0.02)
-        r.proj.copy_(torch.randn_like(r.proj) * IMAGE_FEATURE_RMS * config.hidden_size ** -0.5)
+        r.ln_q.weight.fill_(0.1)                      # the learnt queries start small beside the position table
+        r.ln_kv.weight.fill_(RESAMPLER_CONTENT)
+        a = (RESAMPLER_SHARPNESS * d ** 0.5) ** 0.5   # q.k / sqrt(d) = sharpness x (table . table)
+        r.attn.in_proj_weight[:d].copy_(torch.eye(d) * a)
+        r.attn.in_proj_weight[d:2 * d].copy_(torch.eye(d) * a)
+        r.proj.copy_(torch.randn_like(r.proj) * IMAGE_FEATURE_RMS * d ** -0.5)
         model.llm.model.embed_tokens.weight.normal_(0.0, TEXT_EMBED_RMS / config.scale_emb)
         model.llm.lm_head.weight.normal_(0.0, 0.02)
 
@@ -122,8 +172,9 @@ def _decoder_hidden(model: MiniCPMV2, emb: torch.Tensor, mask: torch.Tensor) -> 
     return llm.model.norm(x)
 
 
-def batch_hidden(model: MiniCPMV2, batch: list[Example]) -> torch.Tensor:
-    """Final hidden states [B, L, D] of a right-padded batch."""
+def batch_forward(model: MiniCPMV2, batch: list[Example]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Final hidden states [B, L, D] of a right-padded batch, and the features [Q, D] of every image (examples'
+    images in order)."""
     L = max(len(e.ids) for e in batch)
     ids = torch.zeros(len(batch), L, dtype=torch.int64)
     mask = torch.zeros(len(batch), L, dtype=torch.int64)
@@ -139,29 +190,69 @@ def batch_hidden(model: MiniCPMV2, batch: list[Example]) -> torch.Tensor:
             p_idx.append(torch.arange(int(s), int(t)))
     if feats:
         emb = emb.index_put((torch.cat(b_idx), torch.cat(p_idx)), torch.cat(feats).to(emb.dtype))
-    return _decoder_hidden(model, emb, mask)
+    return _decoder_hidden(model, emb, mask), feats
+
+
+def batch_hidden(model: MiniCPMV2, batch: list[Example]) -> torch.Tensor:
+    return batch_forward(model, batch)[0]
 
 
 def logits_at(model: MiniCPMV2, hidden: torch.Tensor) -> torch.Tensor:
     return model.llm.lm_head(hidden / model.config.logit_scale)
 
 
-def loss_of(model: MiniCPMV2, batch: list[Example]) -> torch.Tensor:
-    hidden = batch_hidden(model, batch)
+class ImageProbe(nn.Module):
+    """Training aid, not part of the checkpoint: per question kind, a learnt query that attends over an image's
+    feature tokens (as the LLM's attention reads them) and a linear classifier of what it picks. Its loss reaches
+    the vision tower and resampler directly instead of through the LLM, so they learn to make shape, position,
+    count and word readable from the first steps (measured, BENCHMARKS.md)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.queries = nn.Parameter(torch.zeros(len(task.ANSWERS), hidden))
+        self.heads = nn.ModuleDict({kind: nn.Linear(hidden, len(answers)) for kind, answers in task.ANSWERS.items()})
+
+    def logits(self, kind: str, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [N, Q, D] -> [N, answers]; tokens are normalised as the LLM's RMSNorm does."""
+        x = F.layer_norm(tokens, tokens.shape[-1:])
+        q = self.queries[list(task.ANSWERS).index(kind)]
+        w = torch.softmax(x @ q, dim=-1)                         # [N, Q]
+        return self.heads[kind]((w[..., None] * x).sum(-2))
+
+    def loss(self, batch: list[Example], feats: list[torch.Tensor]) -> torch.Tensor:
+        sources: dict[str, list[torch.Tensor]] = {}
+        targets: dict[str, list[int]] = {}
+        first = 0
+        for e in batch:
+            source = feats[first]       # the first image is the whole picture (slices are parts of it)
+            first += len(e.pixels)
+            for kind, label in e.labels.items():
+                sources.setdefault(kind, []).append(source)
+                targets.setdefault(kind, []).append(label)
+        losses = [F.cross_entropy(self.logits(k, torch.stack(sources[k])), torch.tensor(targets[k]), reduction="sum")
+                  for k in sources]
+        return torch.stack(losses).sum() / max(1, sum(len(t) for t in targets.values()))
+
+
+def loss_of(model: MiniCPMV2, batch: list[Example],
+            probe: ImageProbe | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The answers' cross-entropy (answer tokens and their ``</s>``), and the image probe's when ``probe`` is given."""
+    hidden, feats = batch_forward(model, batch)
     rows, cols, targets = [], [], []
     for b, e in enumerate(batch):
-        for t in range(e.n_prompt, len(e.ids)):
+        for t in e.targets:
             rows.append(b)
             cols.append(t - 1)
             targets.append(e.ids[t])
     picked = logits_at(model, hidden[torch.tensor(rows), torch.tensor(cols)])
-    return F.cross_entropy(picked.float(), torch.tensor(targets))
+    answers = F.cross_entropy(picked.float(), torch.tensor(targets))
+    return answers, None if probe is None else probe.loss(batch, feats)
 
 
 @torch.no_grad()
 def greedy_answer(model: MiniCPMV2, tok: MiniCPMVTokenizer, ex: Example, max_new_tokens: int = 6) -> str:
     """Greedy answer of one example's prompt (no cache: answers are a few tokens)."""
-    e = Example(list(ex.ids[:ex.n_prompt]), ex.n_prompt, ex.bounds, ex.pixels)
+    e = Example(list(ex.ids[:ex.n_prompt]), ex.n_prompt, ex.bounds, ex.pixels, [], {})
     new: list[int] = []
     for _ in range(max_new_tokens):
         tok_id = int(logits_at(model, batch_hidden(model, [e])[0, -1]).argmax())
@@ -199,11 +290,16 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
         model = MiniCPMV2(config)
         init_weights(model, config)
         model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr, betas=(0.9, 0.98))
+        probe = ImageProbe(config.hidden_size)
+        params = [p for p in (*model.parameters(), *probe.parameters()) if p.requires_grad]
+        vision = {id(p) for p in (*model.vpm.parameters(), *model.resampler.parameters())}
+        groups = []
+        for scale, part in ((settings.vision_lr_scale, [p for p in params if id(p) in vision]),
+                            (1.0, [p for p in params if id(p) not in vision])):
+            groups.append({"params": [p for p in part if p.ndim >= 2], "weight_decay": settings.weight_decay,
+                           "lr_scale": scale})
+            groups.append({"params": [p for p in part if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale})
+        opt = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98))
 
         def lr_at(step: int) -> float:
             if step < settings.warmup:
@@ -211,19 +307,19 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
             t = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
             return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
-        stream = task.training_stream(seed, exclude)
+        stream = task.training_stream(seed, exclude, settings.sliced_share)
         ema = None
         for step in range(settings.steps):
-            batch = [make_example(tok, config, s.image, s.question, s.answer)
-                     for s in (next(stream) for _ in range(settings.batch_size))]
+            batch = [make_example(tok, config, sc.image, sc.qa) for sc in (next(stream) for _ in range(settings.batch_size))]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            loss = loss_of(model, batch)
+                g["lr"] = lr_at(step) * g["lr_scale"]
+            answers, probed = loss_of(model, batch, probe if settings.probe_weight else None)
+            loss = answers if probed is None else answers + settings.probe_weight * probed
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            value = float(loss.detach())
+            value = float(answers.detach())
             ema = value if ema is None else 0.95 * ema + 0.05 * value
             if progress:
                 progress(step + 1, settings.steps, ema)
@@ -235,6 +331,6 @@ def evaluate(model: MiniCPMV2, tok: MiniCPMVTokenizer, samples: list[task.Sample
     """Share of ``samples`` answered exactly (case and whitespace aside) by greedy decoding in PyTorch."""
     config = model.config
     with torch_threads(threads):
-        ok = sum(normalise(greedy_answer(model, tok, make_example(tok, config, s.image, s.question, s.answer)))
+        ok = sum(normalise(greedy_answer(model, tok, make_example(tok, config, s.image, [(s.question, s.answer)])))
                  == normalise(s.answer) for s in samples)
     return ok / max(1, len(samples))
