@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# the full-size build, validation and bench take tens of minutes: above the suite's 900 s per-test timeout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(4 * 3600)]
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synthetic-full-minicpmv2-int4.yaml"
