@@ -419,7 +419,8 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
 @_runtime_options
 @click.option("--baseline", type=click.Choice(["notebook"]), default=None,
               help="Also run the published OpenVINO notebook's way over the same IRs (each slice encoded alone, "
-                   "whole-sequence logits, transformers' generate), interleaved with ours; report ours/notebook.")
+                   "whole-sequence logits, transformers' generate) in its own process, interleaved with ours; report "
+                   "ours/notebook.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str, ov_config: tuple[str, ...],
           cache_dir: str | None, baseline: str | None, as_json: bool) -> None:

@@ -164,17 +164,22 @@ class Comparison:
                     raise InputError("a PyTorch reference needs the checkpoint",
                                      fix="pass --checkpoint DIR, or --reference BUNDLE")
                 answers, key, hit = reference_answers(self.cache, family, es, self.opts.max_new_tokens,
-                                                      ckpt=checkpoint, progress=tick)
+                                                      ckpt=checkpoint, progress=tick, isolate=True)
             else:
                 bundle = Path(ref)
                 fam = family_for(bundle)
                 answers, key, hit = reference_answers(self.cache, fam, es, self.opts.max_new_tokens, bundle=bundle,
-                                                      ov_config=self.opts.ov_config, progress=tick)
+                                                      ov_config=self.opts.ov_config, progress=tick, isolate=True)
         self.reference, self.ref_key = answers, key
         self.ref_info = {"kind": "PyTorch (fp32 arithmetic)" if ref == "torch" else f"bundle {ref}",
-                         "cached": hit, "seconds": round(time.monotonic() - t0, 2)}
+                         "cached": hit, "seconds": round(time.monotonic() - t0, 2),
+                         # computed in its own process: that process's peak (this one never holds the model)
+                         "peak_rss_bytes": None if hit else self.cache.compute_peak_rss_bytes}
+        peak = self.ref_info["peak_rss_bytes"]
         self.console.print(f"reference: {'read from cache' if hit else 'computed and cached'} "
-                           f"in {self.ref_info['seconds']:.1f}s ({self.cache.root})", highlight=False, soft_wrap=True)
+                           f"in {self.ref_info['seconds']:.1f}s" + (f", its process peaked at {peak / 1e9:.2f} GB"
+                                                                  if peak else "") + f" ({self.cache.root})",
+                           highlight=False, soft_wrap=True)
 
     def score(self, name: str, label: str, ir_dir: Path, meta_dir: Path, fingerprint: str,
               overrides: Sequence[str] = (), compress_fingerprint: str | None = None) -> dict:

@@ -13,15 +13,12 @@ import importlib
 import importlib.util
 import multiprocessing
 import os
-import pickle
-import signal
-import traceback
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from ..errors import OvexportError
+from .child_messages import died_without_result, error_message, raise_error_message, stop_child
 from .peak_rss import peak_rss_self
 from .step import Step, StepContext, all_steps, checked_metrics
 
@@ -66,50 +63,11 @@ def _child_main(conn: Any, module: str, qualname: str, recipe: Any, inputs: dict
             with ctx.capture_warnings():
                 metrics = checked_metrics(step.name, step.run(ctx))
             msg: tuple = ("ok", metrics, peak_rss_self())
-        except OvexportError as e:
-            cls = type(e)
-            state = dict(e.__dict__)
-            try:
-                state_blob: bytes | None = pickle.dumps(state)
-            except Exception:
-                state_blob = None
-            msg = ("ovexport", cls.__module__, cls.__qualname__, e.what, e.fix, state_blob,
-                   traceback.format_exc())
-        except BaseException:
-            msg = ("error", traceback.format_exc())
+        except BaseException as e:
+            msg = error_message(e)
         conn.send(msg)
     finally:
         conn.close()
-
-
-def _rebuild_ovexport_error(module: str, qualname: str, what: str, fix: str | None,
-                            state_blob: bytes | None, tb: str) -> OvexportError:
-    err: OvexportError | None = None
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        if isinstance(obj, type) and issubclass(obj, OvexportError):
-            err = obj.__new__(obj)
-            state = pickle.loads(state_blob) if state_blob is not None else {}
-            err.__dict__.update(state)
-            err.what, err.fix = what, fix
-            Exception.__init__(err, err.line())
-    except Exception:
-        err = None
-    if err is None:
-        err = OvexportError(what, fix)
-    err.child_traceback = tb  # type: ignore[attr-defined]
-    return err
-
-
-def _stop_child(proc: Any) -> None:
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(5)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
 
 
 _PRELOADED: set[str] | None = None
@@ -158,7 +116,7 @@ def run_isolated(step: Step, recipe: Any, inputs: dict[str, Path], out: Path, wo
                 break
         proc.join()
     except BaseException:  # Ctrl-C (or anything else) in the parent: the child must not outlive it
-        _stop_child(proc)
+        stop_child(proc)
         raise
     finally:
         recv_conn.close()
@@ -167,24 +125,8 @@ def run_isolated(step: Step, recipe: Any, inputs: dict[str, Path], out: Path, wo
         with contextlib.suppress(Exception):
             console.show_cursor(True)
     if msg is None:
-        raise _died_without_result(step, proc.exitcode)
-    kind = msg[0]
-    if kind == "ok":
+        raise died_without_result(f"step '{step.name}'", proc.exitcode)
+    if msg[0] == "ok":
         return msg[1], int(msg[2])
-    if kind == "ovexport":
-        raise _rebuild_ovexport_error(*msg[1:])
-    raise RuntimeError(f"step '{step.name}' failed in its subprocess:\n{msg[1]}")
-
-
-def _died_without_result(step: Step, code: int | None) -> OvexportError:
-    if code is not None and code < 0:
-        try:
-            sig = signal.Signals(-code).name
-        except ValueError:
-            sig = f"signal {-code}"
-        fix = ("the system probably ran out of memory (see `dmesg`): free memory or use a "
-               "machine with more RAM, then rerun" if -code == signal.SIGKILL else
-               "rerun; if it happens again, report it with the output above")
-        return OvexportError(f"step '{step.name}' was killed by {sig} (exit code {code})", fix=fix)
-    return OvexportError(f"step '{step.name}' subprocess exited with code {code} without a "
-                         f"result", fix="see the output above for the cause, then rerun")
+    raise_error_message(msg, f"step '{step.name}'")
+    raise AssertionError("unreachable")

@@ -54,10 +54,9 @@ def exact_match(pipe: "Pipeline", items: list[EvalItem], max_new_tokens: int = 8
     result = Accuracy(groups={"all": []})
     start = time.perf_counter()
     for i, it in enumerate(items):
-        msgs = [{"role": "user", "content": it.question}]
-        sliced = len(pipe.adapter.prepare(msgs, it.image).pixel_values) > 1
-        text = "".join(pipe.stream(it.question, image=it.image, config=config))
-        ok = normalise_answer(text) == normalise_answer(it.answer)
+        r = pipe.chat(it.question, image=it.image, config=config)
+        sliced = r.timings["image_pieces"] > 1
+        ok = normalise_answer(r.text) == normalise_answer(it.answer)
         for g in ("all", it.question, "sliced" if sliced else "unsliced"):
             result.groups.setdefault(g, []).append(ok)
         if progress is not None:

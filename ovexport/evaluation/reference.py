@@ -50,30 +50,64 @@ def _collect(side, evalset: EvalSet, max_new_tokens: int, progress, **kw) -> dic
     return {"prompt_ids": prompts, "tokens": tokens, "texts": texts, "logp": logp}
 
 
-def reference_answers(cache: ReferenceCache, family, evalset: EvalSet, max_new_tokens: int, *,
-                      ckpt: Path | None = None, bundle: Path | None = None, ov_config: dict | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> tuple[dict, dict, bool]:
-    """``(answers, key, hit)``: PyTorch (``ckpt``) or a bundle's IRs (``bundle``) answering every question."""
+def _compute(family, evalset: EvalSet, max_new_tokens: int, ckpt: Path | None, bundle: Path | None,
+             ov_config: dict | None, progress: Callable[[int, int], None] | None) -> dict:
     if bundle is not None:
-        key = bundle_key(bundle, evalset, max_new_tokens, ov_config or {})
-
-        def compute() -> dict:
-            side = IRSide(bundle, bundle, family, ov_config=ov_config)
-            try:
-                return _collect(side, evalset, max_new_tokens, progress, with_logp=True)
-            finally:
-                side.close()
+        side: IRSide | TorchSide = IRSide(bundle, bundle, family, ov_config=ov_config)
+        kw = {"with_logp": True}
     else:
         assert ckpt is not None
-        key = torch_key(ckpt, evalset, max_new_tokens)
+        side, kw = TorchSide(ckpt, family), {}
+    try:
+        return _collect(side, evalset, max_new_tokens, progress, **kw)
+    finally:
+        side.close()
 
-        def compute() -> dict:
-            side = TorchSide(ckpt, family)
-            try:
-                return _collect(side, evalset, max_new_tokens, progress)
-            finally:
-                side.close()
-    hits = cache.hits
-    answers = cache.get_or_compute(key, compute)
+
+class ReferenceWorker:
+    """The reference side in its own process (``engine.worker.Worker(ReferenceWorker)``): the PyTorch model
+    (or reference bundle) lives and dies there, so the process that later loads the variants' IRs never
+    holds both. ``compute`` writes into the cache and returns nothing (the parent reads the entry), or
+    returns the answers when there is no cache."""
+
+    def compute(self, cache_root: Path | None, key: dict, family, evalset: EvalSet, max_new_tokens: int,
+                ckpt: Path | None, bundle: Path | None, ov_config: dict | None,
+                progress: Callable[[int, int], None] | None = None) -> dict | None:
+        values = _compute(family, evalset, max_new_tokens, ckpt, bundle, ov_config, progress)
+        if cache_root is None:
+            return values
+        ReferenceCache(cache_root).put(key, values)
+        return None
+
+
+def reference_answers(cache: ReferenceCache, family, evalset: EvalSet, max_new_tokens: int, *,
+                      ckpt: Path | None = None, bundle: Path | None = None, ov_config: dict | None = None,
+                      progress: Callable[[int, int], None] | None = None,
+                      isolate: bool = False) -> tuple[dict, dict, bool]:
+    """``(answers, key, hit)``: PyTorch (``ckpt``) or a bundle's IRs (``bundle``) answering every question.
+    ``isolate=True`` computes a missing reference in a subprocess (``ReferenceWorker``); its peak memory is
+    then in ``cache.compute_peak_rss_bytes``."""
+    key = (bundle_key(bundle, evalset, max_new_tokens, ov_config or {}) if bundle is not None
+           else torch_key(ckpt, evalset, max_new_tokens))
+    answers = cache.get(key)
+    hit = answers is not None
+    if hit:
+        cache.hits += 1
+    else:
+        cache.misses += 1
+        if isolate:
+            from ovexport.engine.worker import Worker
+
+            with Worker(ReferenceWorker, name="reference") as worker:
+                answers = worker.call("compute", cache.root if cache.enabled else None, key, family, evalset,
+                                      max_new_tokens, ckpt, bundle, ov_config, progress=progress)
+                cache.compute_peak_rss_bytes = worker.peak_rss_bytes
+            if answers is None:
+                answers = cache.get(key)
+            if answers is None:
+                raise RuntimeError(f"the reference process wrote no cache entry under {cache.root}")
+        else:
+            answers = _compute(family, evalset, max_new_tokens, ckpt, bundle, ov_config, progress)
+            cache.put(key, answers)
     answers["tokens"] = [[int(t) for t in toks] for toks in answers["tokens"]]
-    return answers, key, cache.hits > hits
+    return answers, key, hit

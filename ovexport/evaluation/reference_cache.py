@@ -88,6 +88,7 @@ class ReferenceCache:
         self.enabled = enabled and root is not None
         self.hits = 0
         self.misses = 0
+        self.compute_peak_rss_bytes: int | None = None   # of a reference computed in its own process
 
     def path(self, key: str) -> Path:
         assert self.root is not None

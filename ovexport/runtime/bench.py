@@ -7,7 +7,6 @@ Warm-up runs are not counted; figures are medians over the counted runs.
 """
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -40,8 +39,10 @@ def synthetic_image(width: int, height: int, seed: int = 0):
 
 
 def peak_rss_mb() -> float:
-    """High-water mark of this process's resident memory (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """High-water mark of this process's resident memory, MiB (``VmHWM``: of this address space only)."""
+    from ovexport.engine.peak_rss import peak_rss_self
+
+    return peak_rss_self() / 2**20
 
 
 def memory_read_bandwidth(n_bytes: int = 1 << 30, repeats: int = 5) -> float:
@@ -131,7 +132,9 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
               progress: Callable[[str], None] | None = None, baseline: str | None = None) -> dict:
     """Median figures of ``runs`` runs per image after ``warmup``. ``baseline="notebook"`` also runs the
     published notebook's way over the same IRs (``notebook_baseline.py``), each of its runs right after one
-    of ours (interleaved, so that a slow spell of a shared machine hits both), and reports ratios."""
+    of ours (interleaved, so that a slow spell of a shared machine hits both), and reports ratios. The baseline
+    runs in its own process (``engine.worker``): ``peak_rss_mb`` is our pipeline's alone, the baseline's is
+    ``baseline.peak_rss_mb``."""
     if baseline is not None and baseline not in BASELINES:
         from ovexport.errors import InputError
         raise InputError(f"unknown baseline {baseline!r}", fix=f"use one of: {', '.join(BASELINES)}")
@@ -142,11 +145,33 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
         "load_s": round(pipe.load_s, 4), "runs": runs, "warmup": warmup, "max_new_tokens": max_new_tokens,
         "rss_after_load_mb": round(peak_rss_mb(), 1), "cases": {},
     }
-    nb = None
-    if baseline == "notebook":
-        from .notebook_baseline import NotebookRunner
-        nb = NotebookRunner(pipe)
-        out["baseline"] = {"name": baseline, "compile_s": round(nb.compile_s, 3), "cases": {}, "ratios": {}}
+    if baseline is None:
+        _run_cases(pipe, out, None, runs, warmup, max_new_tokens, config, progress)
+    else:
+        from ovexport.engine.worker import Worker
+
+        from .notebook_baseline import NotebookServer
+        if progress:
+            progress(f"{baseline} baseline: loading the bundle in its own process")
+        with Worker(NotebookServer, str(pipe.bundle), pipe.models.device, dict(pipe.models.config),
+                    name=f"{baseline} baseline") as nb:
+            out["baseline"] = {"name": baseline, "compile_s": round(nb.call("load_seconds"), 3), "cases": {},
+                               "ratios": {}}
+            _run_cases(pipe, out, nb, runs, warmup, max_new_tokens, config, progress)
+            out["baseline"]["peak_rss_mb"] = round(nb.peak_rss_bytes / 2**20, 1)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    bound = decode_bound(pipe, memory_read_bandwidth())
+    for case in out["cases"].values():
+        case["decode_pct_of_bandwidth_limit"] = round(
+            100 * case["decode_tokens_per_s"] / bound["decode_limit_tokens_per_s"], 1)
+    out["bandwidth"] = bound
+    return out
+
+
+def _run_cases(pipe: Pipeline, out: dict, nb, runs: int, warmup: int, max_new_tokens: int, config: GenerationConfig,
+               progress: Callable[[str], None] | None) -> None:
+    """Every image case: our runs, each followed by one of the baseline's (``nb``, a worker) when there is one."""
+    baseline = out.get("baseline", {}).get("name")
     for name, (w, h) in CASES.items():
         img = synthetic_image(w, h)
         samples, base_samples = _samples(), _samples()
@@ -158,14 +183,13 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
             t0 = time.perf_counter()
             r = pipe.chat(QUESTION, config=config, conversation=Conversation(image=img))
             wall = time.perf_counter() - t0
-            calls = pipe.models.calls["image"] - calls  # before the baseline, which shares the encoder
+            calls = pipe.models.calls["image"] - calls
             if progress:
                 progress(f"{label}: {wall:.2f} s")
             b = None
             if nb is not None:
-                nb_calls = nb.calls["image"]
                 t0 = time.perf_counter()
-                b = nb.run(QUESTION, img, max_new_tokens)
+                b = nb.call("run", w, h, max_new_tokens)
                 if progress:
                     progress(f"{label}, {baseline} baseline: {time.perf_counter() - t0:.2f} s")
             if i < warmup:
@@ -175,7 +199,7 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
                     "prompt_tokens": int(r.timings["prompt_tokens"]), "new_tokens": int(r.timings["new_tokens"])}
             if b is not None:
                 _add(base_samples, b["timings"])
-                base_info = {"encoder_calls": nb.calls["image"] - nb_calls,
+                base_info = {"encoder_calls": b["encoder_calls"],
                              "prompt_tokens": b["timings"]["prompt_tokens"], "new_tokens": b["timings"]["new_tokens"],
                              # same IRs, same greedy search: a different answer would mean different work
                              "same_tokens": b["tokens"] == list(r.token_ids)}
@@ -185,13 +209,6 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
         if nb is not None:
             out["baseline"]["cases"][name] = _summarise(base_samples, base_info)
             out["baseline"]["ratios"][name] = ratios(case, out["baseline"]["cases"][name])
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    bound = decode_bound(pipe, memory_read_bandwidth())
-    for case in out["cases"].values():
-        case["decode_pct_of_bandwidth_limit"] = round(
-            100 * case["decode_tokens_per_s"] / bound["decode_limit_tokens_per_s"], 1)
-    out["bandwidth"] = bound
-    return out
 
 
 def table(result: dict):
@@ -222,7 +239,8 @@ def baseline_table(result: dict):
     from rich.table import Table
 
     base = result["baseline"]
-    t = Table(title=f"baseline: {base['name']} (same IRs, same OpenVINO config, runs interleaved with ours)")
+    t = Table(title=f"baseline: {base['name']} (same IRs, same OpenVINO config, its own process, runs interleaved "
+                    f"with ours)", caption=f"baseline process peak RSS: {base.get('peak_rss_mb', 0):.0f} MB")
     for col in ("image", "encoder calls", "vision encode ms", "prefill ms", "TTFT ms", "decode tok/s",
                 "same tokens", "vision ours/base", "TTFT ours/base", "decode tok/s ours/base"):
         t.add_column(col, justify="right" if col != "image" else "left", no_wrap=col == "image")

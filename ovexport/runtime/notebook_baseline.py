@@ -11,9 +11,10 @@ what this module reproduces so that both are timed side by side on the same mach
   ``PreTrainedModel`` wrapper (ours: a numpy loop), torch tensors in and out of every step.
 
 The prompt, slicing and preprocessing are the model family's runtime adapter's, the same as ours (the notebook
-runs the model's own processing code), and the text embeddings and image encoder are the pipeline's
-compiled models, so the figures differ only by the three points above. The LLM is compiled a second time
-(without the logits cut): the baseline's memory is not measured.
+runs the model's own processing code), and the IRs and OpenVINO config are the same, so the figures differ
+only by the three points above. ``bench`` runs the baseline in its own process (``NotebookServer`` in an
+``engine.worker.Worker``, with a pipeline of its own whose LLM keeps every position's logits): each process
+holds one set of compiled models, and each reports its own peak memory.
 """
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ import time
 from typing import Any
 
 import numpy as np
-
-from ovexport.bundle.layout import LANGUAGE_MODEL
 
 
 def _wrapper_class():
@@ -102,20 +101,19 @@ def _wrapper_class():
 
 
 class NotebookRunner:
-    """``NotebookRunner(pipe)``: answers like the notebook, with the pipeline's compiled text and image models
-    and its own compile of the bundle's LLM (full-sequence logits). ``run(question, image, n)`` returns
-    the same timings keys as ``Pipeline.chat`` (``vision_s``, ``prefill_s``, ``ttft_s``,
-    ``decode_tokens_per_s``, ``new_tokens``, ``prompt_tokens``) and the generated ids."""
+    """``NotebookRunner(pipe)``: answers like the notebook, with a pipeline loaded with ``slice_logits=False``
+    (its LLM returns every position's logits). ``run(question, image, n)`` returns the same timings keys as
+    ``Pipeline.chat`` (``vision_s``, ``prefill_s``, ``ttft_s``, ``decode_tokens_per_s``, ``new_tokens``,
+    ``prompt_tokens``) and the generated ids."""
 
     def __init__(self, pipe: Any):
         from transformers import GenerationConfig as HFGenerationConfig, PretrainedConfig
 
-        self.pipe = pipe
         models = pipe.models
-        t0 = time.perf_counter()
-        self.lm = models.core.compile_model(models.core.read_model(pipe.bundle / LANGUAGE_MODEL), models.device,
-                                            models.config)
-        self.compile_s = time.perf_counter() - t0
+        if models.sliced_logits:
+            raise ValueError("the notebook baseline needs whole-sequence logits: load with slice_logits=False")
+        self.pipe = pipe
+        self.lm = models.lm
         request = self.lm.create_infer_request()
         names = [p.get_any_name() for p in self.lm.inputs]
         scale = np.float32(pipe.adapter.embed_scale)
@@ -166,3 +164,27 @@ class NotebookRunner:
         if n > 1 and len(ends) >= n:
             timings["decode_tokens_per_s"] = (n - 1) / (ends[n - 1] - ends[0])
         return {"tokens": tokens, "timings": timings}
+
+
+class NotebookServer:
+    """The baseline as ``bench`` runs it, in its own process (``Worker(NotebookServer, bundle, device,
+    config)``): loads the bundle with whole-sequence logits, then answers ``run(width, height, n)`` on
+    ``bench``'s synthetic image of that size."""
+
+    def __init__(self, bundle: str, device: str, config: dict):
+        from .pipeline import Pipeline
+
+        pipe = Pipeline.load(bundle, device=device, ov_config=config, slice_logits=False)
+        self.compile_s = pipe.load_s
+        self.runner = NotebookRunner(pipe)
+
+    def load_seconds(self) -> float:
+        return self.compile_s
+
+    def run(self, width: int, height: int, max_new_tokens: int) -> dict:
+        from .bench import QUESTION, synthetic_image
+
+        calls = self.runner.calls["image"]
+        out = self.runner.run(QUESTION, synthetic_image(width, height), max_new_tokens)
+        out["encoder_calls"] = self.runner.calls["image"] - calls
+        return out

@@ -176,10 +176,11 @@ class Pipeline:
 
     @classmethod
     def load(cls, bundle: str | Path, device: str = "CPU", ov_config: Mapping[str, str] | None = None,
-             cache_dir: str | Path | None | bool = None) -> "Pipeline":
+             cache_dir: str | Path | None | bool = None, slice_logits: bool = True) -> "Pipeline":
         """Load a bundle. ``cache_dir``: OpenVINO's compiled-model cache directory; None/False = no cache (the
         default: on the full-size int4 bundle the cache saved ~1.5 s of a ~13 s start for 3.4 GB of disk),
-        True = ``<bundle parent>/.ov_cache`` when writable."""
+        True = ``<bundle parent>/.ov_cache`` when writable. ``slice_logits=False`` keeps every position's
+        logits (the notebook baseline's way; ours computes the last position's only)."""
         t0 = time.perf_counter()
         bundle = Path(bundle)
         if not bundle.is_dir():
@@ -197,7 +198,7 @@ class Pipeline:
             cache_dir = default_cache_dir(bundle)
         elif cache_dir is False:
             cache_dir = None
-        models = BundleModels(bundle, device, ov_config, cache_dir=cache_dir)
+        models = BundleModels(bundle, device, ov_config, cache_dir=cache_dir, slice_logits=slice_logits)
         pipe = cls(bundle, models, family.runtime(bundle))
         pipe.load_s = time.perf_counter() - t0
         return pipe
@@ -360,6 +361,7 @@ class Pipeline:
                 conv.msgs.pop()
             raise
         timings["prompt_tokens"] = n_prompt
+        timings["image_pieces"] = len(prepared.pixel_values)   # the image and its slices (0: no image)
         return _Turn(prepared, prefill, config, timings)
 
     def _beam_search(self, turn: "_Turn", answer: "_Answer") -> Iterator[str]:

@@ -38,6 +38,8 @@ def test_notebook_baseline_runs_side_by_side_and_ratios_are_reported(rt_bundle):
         assert set(q) == {"vision", "ttft", "decode_tokens_per_s"} and all(v > 0 for v in q.values())
         assert q == ratios(out["cases"][name], c)
     assert out["cpu"]["model"] and isinstance(out["cpu"]["flags"], list)
+    # its own process, its own peak (a process with the IRs loaded holds tens of MB at least)
+    assert base["peak_rss_mb"] > 50 and out["peak_rss_mb"] > 50
 
 
 def test_bench_table_shows_the_baseline_ratios(rt_bundle):

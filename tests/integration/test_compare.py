@@ -61,6 +61,8 @@ def test_compare_ranks_fp32_first_and_int4_ratio_1_above_int8(compared):
     assert rows["llm=null"]["llm_compressed_pct"] == 0 and int8["llm_compressed_pct"] == 100
     assert int4["llm_int4_pct"] > rows["base"]["llm_int4_pct"] > 0   # the lm_head stays int8 (backup mode)
     assert res["random_weights"] is True and res["evalset"]["items"] == 4
+    # the reference was computed in a process of its own, which reported its peak memory
+    assert res["reference"]["cached"] is False and res["reference"]["peak_rss_bytes"] > 50e6
 
 
 def test_compare_writes_table_json_csv_plot_and_markdown(compared):
@@ -79,7 +81,7 @@ def test_rerun_reuses_the_reference_and_scores_only_the_new_variant(compared, ev
                  "--variant", "compression.llm.group_size=32", "--eval", str(eval_folder), "--max-new-tokens", "6")
     assert r.exit_code == 0, r.output
     res = json.loads((out / "compare.json").read_text())
-    assert res["reference"]["cached"] is True
+    assert res["reference"]["cached"] is True and res["reference"]["peak_rss_bytes"] is None
     assert r.output.count(": up to date (variants/") == 4
     assert len(res["rows"]) == len(first["rows"]) + 1
     assert "✓ download" not in r.output       # the new variant's checkpoint was up to date

@@ -16,18 +16,16 @@ pytestmark = pytest.mark.unit
 
 
 class StandIn:
-    """Answers from a table (question, image width) -> text; a wide image is prepared as 3 pieces (sliced)."""
+    """Answers from a table (question, image width) -> text; a wide image is encoded as 3 pieces (sliced)."""
 
     def __init__(self, said: dict[tuple[str, int], str]):
         self.said = said
         self.configs = []
-        self.adapter = SimpleNamespace(prepare=lambda msgs, image: SimpleNamespace(
-            pixel_values=[0] * (3 if image.width > 100 else 1)))
 
-    def stream(self, question, image, config):
+    def chat(self, question, image, config):
         self.configs.append(config)
-        text = self.said[(question, image.width)]
-        yield from (text[i:i + 3] for i in range(0, len(text), 3))  # in pieces, as the runtime streams
+        return SimpleNamespace(text=self.said[(question, image.width)],
+                               timings={"image_pieces": 3 if image.width > 100 else 1})
 
 
 def _folder(tmp_path: Path, lines: list[dict]) -> Path:

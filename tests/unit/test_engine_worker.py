@@ -1,0 +1,74 @@
+"""``engine.worker.Worker``: an object in its own process (the compare reference, the bench baseline)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)  # worker_hosts must be importable by name in the spawned child
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from worker_hosts import ALLOC_BYTES, BrokenAtStart, Counter  # noqa: E402
+
+from ovexport.engine.worker import Worker  # noqa: E402
+from ovexport.errors import OvexportError, RecipeError  # noqa: E402
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
+
+
+def test_methods_run_in_another_process_and_keep_state():
+    with Worker(Counter, 10, name="counter") as w:
+        assert w.call("pid") != os.getpid()
+        assert w.call("add", 2) == 12
+        assert w.call("add", n=3) == 15        # state kept between calls
+
+
+def test_progress_calls_reach_the_parent_in_order():
+    seen = []
+    with Worker(Counter, 0) as w:
+        assert w.call("add", 3, progress=lambda done, total: seen.append((done, total))) == 3
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_peak_memory_is_the_childs_own():
+    with Worker(Counter, 0) as w:
+        start = w.peak_rss_bytes
+        assert w.call("hold", ALLOC_BYTES) == ALLOC_BYTES
+        grown = w.peak_rss_bytes - start
+    assert ALLOC_BYTES <= grown < ALLOC_BYTES + 100 * 1024 * 1024
+
+
+def test_an_ovexport_error_keeps_its_class_and_fields_and_the_worker_goes_on():
+    with Worker(Counter, 0) as w:
+        with pytest.raises(RecipeError) as ei:
+            w.call("fail_recipe")
+        assert ei.value.problems == ["r.yaml:3: bad key 'x'", "r.yaml:4: bad value"] and ei.value.fix == "remove it"
+        assert "fail_recipe" in ei.value.child_traceback
+        with pytest.raises(RuntimeError, match="ZeroDivisionError: boom in the worker"):
+            w.call("fail_other")
+        assert w.call("add", 1) == 1
+
+
+def test_a_failing_constructor_is_raised_at_start():
+    with pytest.raises(RecipeError, match="cannot start"):
+        Worker(BrokenAtStart)
+
+
+def test_a_killed_worker_is_one_line_error():
+    w = Worker(Counter, 0, name="doomed")
+    try:
+        with pytest.raises(OvexportError) as ei:
+            w.call("die")
+    finally:
+        w.close()
+    assert type(ei.value) is OvexportError
+    assert "doomed was killed by SIGKILL" in ei.value.what and "memory" in ei.value.fix
+
+
+def test_close_ends_the_process():
+    w = Worker(Counter, 0)
+    w.close()
+    assert not w._proc.is_alive()
+    w.close()  # twice is harmless
