@@ -17,8 +17,8 @@ import yaml
 
 from ovexport.errors import RecipeError
 
-SWEEP_FIX = ("write --sweep dotted.key=V1,V2 with a recipe key (see `ovexport check --help` and recipes/*.yaml) "
-             "and values the recipe accepts, e.g. --sweep compression.llm.ratio=0.6,1.0")
+SWEEP_FIX = ("write --sweep dotted.key=V1,V2 (or --variant \"K=V K=V\") with recipe keys (see `ovexport check --help` "
+             "and recipes/*.yaml) and values the recipe accepts, e.g. --sweep compression.llm.ratio=0.6,1.0")
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,16 @@ def variants(sweeps: Sequence[Sweep], explicit: Sequence[Variant] = (), include_
     return unique
 
 
+def _problems(recipe_path: str, overrides: Sequence[str]) -> list[str]:
+    from ovexport.recipe.load import load_recipe
+
+    try:
+        load_recipe(recipe_path, list(overrides))
+    except RecipeError as e:
+        return e.problems
+    return []
+
+
 def _check_values(recipe_path: str, base_overrides: Sequence[str], vs: Sequence[Variant]) -> None:
     """Each swept key=value alone on the recipe: a bad key or value is reported once, not once per grid point."""
     from ovexport.recipe.load import load_recipe
@@ -123,10 +133,12 @@ def _check_values(recipe_path: str, base_overrides: Sequence[str], vs: Sequence[
                 load_recipe(recipe_path, [*base_overrides, ov])
             except RecipeError as e:
                 key = ov.partition("=")[0]
+                with_rest = _problems(recipe_path, [*base_overrides, *v.overrides])
                 for p in e.problems:
                     # only problems of this key itself: others (a key it needs, set by another sweep) are
-                    # judged on the grid points
-                    if not p.startswith(f"--set {ov}: {key}"):
+                    # judged on the grid points, and so is one the variant's other keys answer (a mode
+                    # that needs the calibration block the same --variant sets)
+                    if not p.startswith(f"--set {ov}: {key}") or p not in with_rest:
                         continue
                     p = p.replace(f"--set {ov}:", f"{origin}:")
                     # a bad key is one problem whatever its value

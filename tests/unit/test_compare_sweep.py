@@ -85,3 +85,12 @@ def test_a_key_that_needs_another_swept_key_is_judged_on_the_grid_points():
                                      parse_sweep("compression.llm.ratio=0.6,1.0")]))
     assert [(r.compression.llm.mode, r.compression.llm.ratio) for _, r in loaded] == [
         ("int4_sym", 0.6), ("int4_sym", 1.0), ("int4_asym", 0.6), ("int4_asym", 1.0)]
+
+
+def test_a_variant_may_set_the_block_its_own_mode_needs():
+    # int8_static needs a calibration block: alone that is a problem, with the same --variant's calibration not
+    v = parse_variant("compression.image_encoder={mode: int8_static} calibration={source: builtin, num_samples: 4}")
+    [(_, r)] = load_variants(RECIPE, [], [v])
+    assert r.compression.image_encoder.mode == "int8_static" and r.calibration.num_samples == 4
+    with pytest.raises(RecipeError, match="needs a top-level calibration block"):
+        load_variants(RECIPE, [], [parse_variant("compression.image_encoder={mode: int8_static}")])
