@@ -417,10 +417,11 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
 @click.option("--max-new-tokens", type=click.IntRange(min=2), default=64, show_default=True,
               help="Tokens decoded per run (EOS is ignored until then).")
 @_runtime_options
-@click.option("--baseline", type=click.Choice(["notebook"]), default=None,
-              help="Also run the published OpenVINO notebook's way over the same IRs (each slice encoded alone, "
-                   "whole-sequence logits, transformers' generate) in its own process, interleaved with ours; report "
-                   "ours/notebook.")
+@click.option("--baseline", default=None, metavar="notebook|BUNDLE",
+              help="Also run, interleaved with ours and in its own process, either the published OpenVINO notebook's "
+                   "way over the same IRs (`notebook`: each slice encoded alone, whole-sequence logits, transformers' "
+                   "generate) or another bundle through our runtime (a directory: an A/B of two compression "
+                   "settings); report ours/baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str, ov_config: tuple[str, ...],
           cache_dir: str | None, baseline: str | None, as_json: bool) -> None:

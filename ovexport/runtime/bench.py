@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else 0.0
 
 
-BASELINES = ("notebook",)
+BASELINES = ("notebook",)   # or the directory of another bundle: it runs through our runtime (an A/B of two bundles)
 # figure -> (key in a case, "lower" or "higher" is better); ratios are ours / baseline for every figure
 RATIO_FIGURES = {"vision": "vision_ms", "ttft": "ttft_ms", "decode_tokens_per_s": "decode_tokens_per_s"}
 
@@ -135,9 +136,10 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
     of ours (interleaved, so that a slow spell of a shared machine hits both), and reports ratios. The baseline
     runs in its own process (``engine.worker``): ``peak_rss_mb`` is our pipeline's alone, the baseline's is
     ``baseline.peak_rss_mb``."""
-    if baseline is not None and baseline not in BASELINES:
+    if baseline is not None and baseline not in BASELINES and not Path(baseline).is_dir():
         from ovexport.errors import InputError
-        raise InputError(f"unknown baseline {baseline!r}", fix=f"use one of: {', '.join(BASELINES)}")
+        raise InputError(f"unknown baseline {baseline!r}: neither {' nor '.join(BASELINES)} nor a bundle directory",
+                         fix=f"use --baseline {BASELINES[0]}, or the directory of another bundle to compare with")
     config = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
     out: dict = {
         "bundle": str(pipe.bundle), "device": pipe.models.device, "cpu": cpu_info(),
@@ -153,7 +155,8 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
         from .notebook_baseline import NotebookServer
         if progress:
             progress(f"{baseline} baseline: loading the bundle in its own process")
-        with Worker(NotebookServer, str(pipe.bundle), pipe.models.device, dict(pipe.models.config),
+        server, bundle = ((NotebookServer, pipe.bundle) if baseline in BASELINES else (BundleServer, Path(baseline)))
+        with Worker(server, str(bundle), pipe.models.device, dict(pipe.models.config),
                     name=f"{baseline} baseline") as nb:
             out["baseline"] = {"name": baseline, "compile_s": round(nb.call("load_seconds"), 3), "cases": {},
                                "ratios": {}}
@@ -166,6 +169,23 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
             100 * case["decode_tokens_per_s"] / bound["decode_limit_tokens_per_s"], 1)
     out["bandwidth"] = bound
     return out
+
+
+class BundleServer:
+    """``bench --baseline BUNDLE``: another bundle through our runtime, in its own process (the same OpenVINO
+    config), so two compression settings are timed side by side, run for run, on the same machine."""
+
+    def __init__(self, bundle: str, device: str, config: dict):
+        self.pipe = Pipeline.load(bundle, device=device, ov_config=config)
+
+    def load_seconds(self) -> float:
+        return self.pipe.load_s
+
+    def run(self, width: int, height: int, max_new_tokens: int) -> dict:
+        config = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
+        calls = self.pipe.models.calls["image"]
+        r = self.pipe.chat(QUESTION, config=config, conversation=Conversation(image=synthetic_image(width, height)))
+        return {"tokens": list(r.token_ids), "timings": r.timings, "encoder_calls": self.pipe.models.calls["image"] - calls}
 
 
 def _run_cases(pipe: Pipeline, out: dict, nb, runs: int, warmup: int, max_new_tokens: int, config: GenerationConfig,
@@ -239,7 +259,8 @@ def baseline_table(result: dict):
     from rich.table import Table
 
     base = result["baseline"]
-    t = Table(title=f"baseline: {base['name']} (same IRs, same OpenVINO config, its own process, runs interleaved "
+    what = "same IRs" if base["name"] in BASELINES else "another bundle through our runtime"
+    t = Table(title=f"baseline: {base['name']} ({what}, same OpenVINO config, its own process, runs interleaved "
                     f"with ours)", caption=f"baseline process peak RSS: {base.get('peak_rss_mb', 0):.0f} MB")
     for col in ("image", "encoder calls", "vision encode ms", "prefill ms", "TTFT ms", "decode tok/s",
                 "same tokens", "vision ours/base", "TTFT ours/base", "decode tok/s ours/base"):

@@ -54,3 +54,23 @@ def test_ratios_are_ours_over_the_baseline():
     base = {"vision_ms": 100.0, "ttft_ms": 100.0, "decode_tokens_per_s": 8.0}
     assert ratios(ours, base) == {"vision": 0.5, "ttft": 0.8, "decode_tokens_per_s": 1.5}
     assert ratios(ours, {**base, "vision_ms": 0.0})["vision"] is None
+
+
+def test_another_bundle_as_the_baseline_is_an_a_b_run_through_our_runtime(rt_bundle):
+    # the same bundle on both sides: same answers and the same encoder calls, ratios present
+    r = run("bench", rt_bundle, "--runs", "1", "--warmup", "0", "--max-new-tokens", "3", "--baseline", rt_bundle,
+            "--json", *F32_FLAGS)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    base = out["baseline"]
+    assert base["name"] == str(rt_bundle) and base["peak_rss_mb"] > 50
+    for name, c in base["cases"].items():
+        assert c["same_tokens"] is True and c["encoder_calls"] == out["cases"][name]["encoder_calls"], name
+        assert all(v > 0 for v in base["ratios"][name].values()), name
+
+
+def test_unknown_baseline_is_one_line_with_the_fix(rt_bundle, tmp_path):
+    r = run("bench", rt_bundle, "--runs", "1", "--baseline", str(tmp_path / "nope"))
+    assert r.exit_code == 2
+    err = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "nor a bundle directory" in err[0] and "fix:" in err[0], r.output
