@@ -20,6 +20,7 @@ from ovexport.engine.atomic import atomic_write_text
 from ovexport.engine.fingerprint import canonical_json
 from ovexport.errors import InputError
 from ovexport.evaluation import evalset as evalsets
+from ovexport.engine.peak_rss import peak_rss_self
 from ovexport.evaluation.reference import reference_answers
 from ovexport.evaluation.reference_cache import ReferenceCache, default_root
 from ovexport.runtime.ov_models import PRECISION_F32
@@ -221,6 +222,8 @@ class Comparison:
             "machine": describe(), "cpu": cpu_info(), "random_weights": _random_weights(self.checkpoint),
             "reference_cache": {"root": str(self.cache.root), "hits": self.cache.hits, "misses": self.cache.misses},
             "rows": rows, "pareto": sorted(report.pareto(rows)), "variants": variants,
+            # this process's own peak (the reference and the steps ran in processes of their own)
+            "peak_rss_bytes": peak_rss_self(),
         }
         self.out.mkdir(parents=True, exist_ok=True)
         report.write_json(result, self.out / "compare.json")

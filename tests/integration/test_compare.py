@@ -63,6 +63,7 @@ def test_compare_ranks_fp32_first_and_int4_ratio_1_above_int8(compared):
     assert res["random_weights"] is True and res["evalset"]["items"] == 4
     # the reference was computed in a process of its own, which reported its peak memory
     assert res["reference"]["cached"] is False and res["reference"]["peak_rss_bytes"] > 50e6
+    assert res["peak_rss_bytes"] > 50e6                  # the compare process's own peak
 
 
 def test_compare_writes_table_json_csv_plot_and_markdown(compared):
