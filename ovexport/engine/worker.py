@@ -13,6 +13,9 @@ back as the step engine's do (``child_messages.py``); Ctrl-C or an error in the 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +23,21 @@ from .child_messages import died_without_result, error_message, raise_error_mess
 from .peak_rss import peak_rss_self
 
 
-def _serve(conn: Any, factory: Callable[..., Any], args: tuple) -> None:
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """A daemon thread ends this process once its parent is gone (killed parents do not stop their children,
+    and a worker busy in a long call never reads the closed pipe)."""
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ovexport-worker-parent-watch", daemon=True).start()
+
+
+def _serve(conn: Any, factory: Callable[..., Any], args: tuple, parent: int) -> None:
     """The child's loop: build the object, then answer ``(method, args, kwargs, wants_progress)`` requests."""
+    _exit_with_parent(parent)
     try:
         try:
             obj = factory(*args)
@@ -57,7 +73,8 @@ class Worker:
         self.peak_rss_bytes = 0
         mp = multiprocessing.get_context("spawn")
         self._conn, child_conn = mp.Pipe(duplex=True)
-        self._proc = mp.Process(target=_serve, args=(child_conn, factory, args), name=f"ovexport-{name}", daemon=True)
+        self._proc = mp.Process(target=_serve, args=(child_conn, factory, args, os.getpid()), name=f"ovexport-{name}",
+                                daemon=True)
         try:
             self._proc.start()
             child_conn.close()

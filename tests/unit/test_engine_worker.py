@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,33 @@ def test_close_ends_the_process():
     w.close()
     assert not w._proc.is_alive()
     w.close()  # twice is harmless
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)  # a zombie is gone
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_busy_in_a_call_ends_when_its_parent_is_killed():
+    script = (f"import sys; sys.path.insert(0, {_HERE!r})\n"
+              "from worker_hosts import Counter\n"
+              "from ovexport.engine.worker import Worker\n"
+              "w = Worker(Counter, 0)\n"
+              "print(w.call('pid'), flush=True)\n"
+              "w.call('sleep', 120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert not _gone(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _gone(child), "the worker outlived its killed parent"
+    finally:
+        parent.kill()

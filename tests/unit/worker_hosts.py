@@ -36,6 +36,10 @@ class Counter:
     def fail_other(self) -> None:
         raise ZeroDivisionError("boom in the worker")
 
+    def sleep(self, seconds: float) -> None:
+        import time
+        time.sleep(seconds)
+
     def die(self) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
