@@ -79,6 +79,6 @@ def test_full_size_bench_smoke_with_notebook_baseline(full_bundle):
         assert base["new_tokens"] == 8 and base["prompt_tokens"] == case["prompt_tokens"]
         assert all(v is not None and v > 0 for v in out["baseline"]["ratios"][name].values()), name
     assert out["cases"]["1344x896"]["encoder_calls"] == 2 and out["baseline"]["cases"]["1344x896"]["encoder_calls"] == 7
-    # the baseline runs in its own process: ours is our pipeline alone (BENCHMARKS runtime table: 6.0-6.4 GB),
-    # the baseline's holds the same IRs with whole-sequence logits
-    assert out["peak_rss_mb"] < 8_000 and out["baseline"]["peak_rss_mb"] < MEMORY_BUDGET / 2**20
+    # the baseline runs in its own process: each process holds one set of compiled models and stays under the
+    # project's 10 GB (ours 6.0-6.4 GB with bf16 compute on AVX512; ~8 GB with f32 compute on AVX2-only CPUs)
+    assert out["peak_rss_mb"] < MEMORY_BUDGET / 2**20 and out["baseline"]["peak_rss_mb"] < MEMORY_BUDGET / 2**20
