@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import argparse, json, math, os, pickle, random, time, sys
-import numpy as np, torch, torch.nn.functional as F
+import argparse, json, math, time
+import torch, torch.nn.functional as F
 torch.set_num_threads(1)
 from ovexport.models.minicpmv2.config import MiniCPMV2Config
 from ovexport.models.minicpmv2.model import MiniCPMV2
