@@ -16,10 +16,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 TARGET_ACCURACY = 0.9     # issue 8's target for the fp32 and int4 bundles
 # Measured on seed 0 (2000 steps, batch 8 scenes): fp32 bundle 0.540 (colour 1.0, position 0.867, count 0.467, shape 0.2,
-# word 0.167; see BENCHMARKS.md). int4 not measured since.
-# Answering from the question alone (the answer prior) scores about 0.2 (one answer in 4 to 8 per kind): this floor checks
-# that the exported bundle still uses the image, until training reaches the target.
-MIN_ACCURACY = 0.25
+# word 0.167), int4 bundle 0.547 (see BENCHMARKS.md). Answering from the question alone (the answer prior) scores about
+# 0.2: this floor (the measured 0.54 less a margin of ~13 questions) catches a training or export that loses what the
+# model learnt, until training reaches the target.
+MIN_ACCURACY = 0.45
 
 
 def normalise(text: str) -> str:

@@ -5,6 +5,7 @@ import hashlib
 import json
 
 import pytest
+import torch
 
 from ovexport.models.minicpmv2.slicing import best_grid
 from ovexport.models.minicpmv2.trained import task
@@ -153,6 +154,26 @@ def test_family_declares_its_synthetic_sizes_and_the_trainer_in_its_fingerprint(
     assert "models/minicpmv2/trained" in fam.synth_sources
 
 
+# ----------------------------------------------------------------------------------------- training
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    """Both stages (vision pretraining, then the full steps) give the same weights twice for one seed."""
+    from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
+    from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
+    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
+
+    cfg = trained_config(0)
+    write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
+    tok = MiniCPMVTokenizer.from_dir(tmp_path)
+    settings = TrainSettings(steps=2, batch_size=2, pretrain_steps=2, pretrain_batch=2, warmup=1)
+    first, report = train(cfg, tok, 0, set(), settings)
+    second, _ = train(cfg, tok, 0, set(), settings)
+    other, _ = train(cfg, tok, 1, set(), settings)
+    a, b, c = first.state_dict(), second.state_dict(), other.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert report["steps"] == 2 and report["pretrain_steps"] == 2
+
+
 # ----------------------------------------------------------------------------------------- cache
 def test_cache_key_depends_on_seed_and_settings():
     from ovexport.models.minicpmv2.trained.build import cache_key
@@ -167,7 +188,7 @@ def test_second_request_links_the_cached_checkpoint_without_training(tmp_path, m
     from ovexport.models.minicpmv2.trained.train import TrainSettings
 
     monkeypatch.setenv("OVEXPORT_CACHE", str(tmp_path / "cache"))
-    settings = TrainSettings(steps=2, batch_size=2, heldout_questions=5)
+    settings = TrainSettings(steps=2, batch_size=2, heldout_questions=5, pretrain_steps=2, pretrain_batch=2)
     first = build.write_trained_checkpoint(tmp_path / "a", seed=0, settings=settings)
     names = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
     assert {"config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.model",

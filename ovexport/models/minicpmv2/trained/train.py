@@ -48,6 +48,14 @@ class TrainSettings:
     # vision tower and resampler learn at lr x this: at the full lr their first steps scramble the regions the
     # initialisation lays out (vision-only probe, 300 steps: position at chance with 1x, 76 % with 0.1x)
     vision_lr_scale: float = 0.1
+    # the resampler's attention (query/key projections, ln_kv, queries: where each image token looks) at lr x this
+    regions_lr_scale: float = 0.1
+    # vision pretraining: before the full steps, the vision tower, resampler and image probe alone learn on the
+    # probe's loss over whole-image (overview) encodings only: no LLM, no slices, so a step costs a fraction
+    pretrain_steps: int = 0
+    pretrain_batch: int = 16
+    pretrain_lr: float = 2e-3            # its peak lr (probe heads; vision x pretrain_vision_lr_scale)
+    pretrain_vision_lr_scale: float = 0.1
 
 
 @dataclass
@@ -278,6 +286,76 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _part_of(model: MiniCPMV2) -> dict[int, str]:
+    """id(parameter) -> "regions" (the resampler's attention pattern: queries, ln_q, ln_kv, the attention's
+    input projections) or "vision" (the rest of the vision tower and resampler); LLM and probe are absent."""
+    r = model.resampler
+    regions = {id(p) for p in (r.query, *r.ln_q.parameters(), *r.ln_kv.parameters(), r.attn.in_proj_weight,
+                               r.attn.in_proj_bias) if p is not None}
+    return {id(p): "regions" if id(p) in regions else "vision"
+            for p in (*model.vpm.parameters(), *model.resampler.parameters())}
+
+
+def _param_groups(model: MiniCPMV2, params: list[nn.Parameter], weight_decay: float,
+                  scales: dict[str, float]) -> list[dict]:
+    """AdamW groups of ``params``: per part (``_part_of``, else "rest") at lr x ``scales[part]``; no weight decay
+    on vectors. A part missing from ``scales`` is left out (frozen)."""
+    part = _part_of(model)
+    groups = []
+    for name, scale in scales.items():
+        mine = [p for p in params if part.get(id(p), "rest") == name]
+        groups.append({"params": [p for p in mine if p.ndim >= 2], "weight_decay": weight_decay, "lr_scale": scale})
+        groups.append({"params": [p for p in mine if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale})
+    return [g for g in groups if g["params"]]
+
+
+def _overview_pixels(config: MiniCPMV2Config, image) -> np.ndarray:
+    """The pixels of the whole-image encoding the runtime makes of ``image`` (its first image: the source)."""
+    from ..slicing import slice_image, to_pixel_values
+    return to_pixel_values(slice_image(image.convert("RGB"), config.max_slice_nums, config.scale_resolution,
+                                       config.patch_size).source)
+
+
+def pretrain_vision(model: MiniCPMV2, probe: ImageProbe, stream: Iterator[task.Scene], settings: TrainSettings,
+                    progress: Callable[[int, int, float], None] | None = None) -> None:
+    """``settings.pretrain_steps`` steps of the vision tower, resampler and ``probe`` alone on the probe's loss
+    (its own AdamW, warmup and cosine decay), over the whole-image encodings of ``settings.pretrain_batch``
+    scenes a step."""
+    config = model.config
+    params = [p for p in (*model.vpm.parameters(), *model.resampler.parameters(), *probe.parameters())
+              if p.requires_grad]
+    groups = _param_groups(model, params, settings.weight_decay,
+                           {"regions": settings.pretrain_vision_lr_scale * settings.regions_lr_scale
+                            / settings.vision_lr_scale if settings.vision_lr_scale else 0.0,
+                            "vision": settings.pretrain_vision_lr_scale, "rest": 1.0})
+    opt = torch.optim.AdamW(groups, lr=settings.pretrain_lr, betas=(0.9, 0.98))
+    steps, warmup = settings.pretrain_steps, min(settings.warmup, settings.pretrain_steps // 4 + 1)
+    total = steps + settings.steps
+    ema = None
+    for step in range(steps):
+        scenes = [next(stream) for _ in range(settings.pretrain_batch)]
+        frac = min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for g in opt.param_groups:
+            g["lr"] = settings.pretrain_lr * frac * g["lr_scale"]
+        feats = _encode_images(model, [_overview_pixels(config, sc.image) for sc in scenes])
+        sources: dict[str, list[torch.Tensor]] = {}
+        targets: dict[str, list[int]] = {}
+        for sc, f in zip(scenes, feats):
+            for question, answer in sc.qa:
+                kind = task.KIND_OF[question]
+                sources.setdefault(kind, []).append(f)
+                targets.setdefault(kind, []).append(task.ANSWERS[kind].index(answer))
+        loss = torch.stack([F.cross_entropy(probe.logits(k, torch.stack(sources[k])), torch.tensor(targets[k]),
+                                            reduction="sum") for k in sources]).sum() / sum(map(len, targets.values()))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
+        if progress:
+            progress(step + 1, total, ema)
+
+
 def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str],
           settings: TrainSettings = TrainSettings(),
           progress: Callable[[int, int, float], None] | None = None) -> tuple[MiniCPMV2, dict]:
@@ -292,13 +370,12 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
         model.train()
         probe = ImageProbe(config.hidden_size)
         params = [p for p in (*model.parameters(), *probe.parameters()) if p.requires_grad]
-        vision = {id(p) for p in (*model.vpm.parameters(), *model.resampler.parameters())}
-        groups = []
-        for scale, part in ((settings.vision_lr_scale, [p for p in params if id(p) in vision]),
-                            (1.0, [p for p in params if id(p) not in vision])):
-            groups.append({"params": [p for p in part if p.ndim >= 2], "weight_decay": settings.weight_decay,
-                           "lr_scale": scale})
-            groups.append({"params": [p for p in part if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale})
+        stream = task.training_stream(seed, exclude, settings.sliced_share)
+        if settings.pretrain_steps:
+            pretrain_vision(model, probe, stream, settings, progress)
+        groups = _param_groups(model, params, settings.weight_decay,
+                               {"regions": settings.regions_lr_scale, "vision": settings.vision_lr_scale,
+                                "rest": 1.0})
         opt = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98))
 
         def lr_at(step: int) -> float:
@@ -307,7 +384,6 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
             t = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
             return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
-        stream = task.training_stream(seed, exclude, settings.sliced_share)
         ema = None
         for step in range(settings.steps):
             batch = [make_example(tok, config, sc.image, sc.qa) for sc in (next(stream) for _ in range(settings.batch_size))]
@@ -322,9 +398,10 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
             value = float(answers.detach())
             ema = value if ema is None else 0.95 * ema + 0.05 * value
             if progress:
-                progress(step + 1, settings.steps, ema)
+                progress(settings.pretrain_steps + step + 1, settings.pretrain_steps + settings.steps, ema)
         model.eval()
-    return model, {"steps": settings.steps, "final_loss": None if ema is None else round(ema, 4)}
+    return model, {"steps": settings.steps, "pretrain_steps": settings.pretrain_steps,
+                   "final_loss": None if ema is None else round(ema, 4)}
 
 
 def evaluate(model: MiniCPMV2, tok: MiniCPMVTokenizer, samples: list[task.Sample], threads: int = 1) -> float:

@@ -1,0 +1,106 @@
+"""The vision side alone on the trained task: the tiny vision tower + resampler + the training's ``ImageProbe``,
+trained on the probe's loss over whole-image (overview) encodings, with held-out probe accuracy per kind every
+``--eval-every`` steps and the CPU time (1 thread). Separate learning rates for the ViT, the resampler's attention
+(in_proj, ln_kv) and the rest of the resampler; ``--scene one|count|word`` for one scene kind; ``--vision`` JSON
+overrides the tower's timm arguments (e.g. '{"embed_dim": 128, "depth": 4, "num_heads": 4}').
+Figures: BENCHMARKS.md, "Tiny trained model", third pass.
+
+    python benchmarks/trained_probe_vision.py --steps 300 --scene word --lr-vit 1e-3 --lr-attn 1e-4 --lr-res 1e-3
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse, json, math, time
+import torch, torch.nn.functional as F
+torch.set_num_threads(1)
+from ovexport.models.minicpmv2.config import MiniCPMV2Config
+from ovexport.models.minicpmv2.model import MiniCPMV2
+from ovexport.models.minicpmv2.slicing import slice_image, to_pixel_values
+from ovexport.models.minicpmv2.trained import task
+from ovexport.models.minicpmv2.trained import train as T
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--steps", type=int, default=300)
+ap.add_argument("--batch", type=int, default=16)
+ap.add_argument("--lr", type=float, default=2e-3)        # probe heads
+ap.add_argument("--lr-vit", type=float, default=2e-4)
+ap.add_argument("--lr-attn", type=float, default=2e-4)   # resampler attn in_proj + ln_kv
+ap.add_argument("--lr-res", type=float, default=2e-4)    # rest of resampler
+ap.add_argument("--scene", default=None)                 # one | count | word | None (all)
+ap.add_argument("--vision", default=None)                # json vision_config override
+ap.add_argument("--queries", type=int, default=16)
+ap.add_argument("--eval-every", type=int, default=100)
+ap.add_argument("--warmup", type=int, default=50)
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--sliced-share", type=float, default=0.5)
+a = ap.parse_args()
+
+cfgd = T.trained_config(0)
+if a.vision: cfgd["vision_config"] = {**cfgd["vision_config"], **json.loads(a.vision)}
+cfgd["query_num"] = a.queries
+config = MiniCPMV2Config.from_dict(cfgd)
+torch.manual_seed(a.seed)
+model = MiniCPMV2(config); T.init_weights(model, config)
+probe = T.ImageProbe(config.hidden_size)
+kinds = task.SCENES[a.scene] if a.scene else task.KINDS
+
+def overview(img):
+    return to_pixel_values(slice_image(img, config.max_slice_nums, config.scale_resolution, config.patch_size).source)
+
+held = task.heldout_samples(0)
+exclude = {s.key for s in held}
+held = [s for s in held if task.KIND_OF[s.question] in kinds]
+held_px = [overview(s.image) for s in held]
+held_lab = [(task.KIND_OF[s.question], task.ANSWERS[task.KIND_OF[s.question]].index(s.answer)) for s in held]
+
+stream = task.training_stream(a.seed, exclude, a.sliced_share)
+def next_scene():
+    while True:
+        sc = next(stream)
+        if a.scene is None or sc.qa[0][0] in [task.QUESTIONS[k] for k in kinds]:
+            return sc
+
+res = model.resampler
+attn_ids = {id(p) for p in (*res.attn.parameters(), *res.ln_kv.parameters())}
+groups = [
+    {"params": list(model.vpm.parameters()), "lr_base": a.lr_vit},
+    {"params": [p for p in res.parameters() if p.requires_grad and id(p) in attn_ids], "lr_base": a.lr_attn},
+    {"params": [p for p in res.parameters() if p.requires_grad and id(p) not in attn_ids], "lr_base": a.lr_res},
+    {"params": list(probe.parameters()), "lr_base": a.lr},
+]
+opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
+params = [p for g in groups for p in g["params"]]
+
+def feats_of(pxs):
+    return T._encode_images(model, pxs)
+
+@torch.no_grad()
+def evaluate():
+    model.eval()
+    f = feats_of(held_px)
+    per = {}
+    for (k, lab), ft in zip(held_lab, f):
+        pred = int(probe.logits(k, ft[None]).argmax())
+        per.setdefault(k, []).append(pred == lab)
+    model.train()
+    return {k: round(sum(v) / len(v), 3) for k, v in per.items()}
+
+t0 = time.process_time()
+ema = None
+for step in range(a.steps):
+    scs = [next_scene() for _ in range(a.batch)]
+    pxs = [overview(sc.image) for sc in scs]
+    f = feats_of(pxs)
+    src, tgt = {}, {}
+    for sc, ft in zip(scs, f):
+        for q, ans in sc.qa:
+            k = task.KIND_OF[q]
+            src.setdefault(k, []).append(ft); tgt.setdefault(k, []).append(task.ANSWERS[k].index(ans))
+    loss = sum(F.cross_entropy(probe.logits(k, torch.stack(src[k])), torch.tensor(tgt[k]), reduction="sum") for k in src) / sum(len(t) for t in tgt.values())
+    frac = min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
+    for g in opt.param_groups: g["lr"] = g["lr_base"] * frac
+    opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+    ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
+    if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
+        print(f"step {step+1} loss {ema:.3f} cpu {time.process_time()-t0:.1f}s held {evaluate()}", flush=True)
