@@ -183,9 +183,15 @@ class BundleServer:
 
     def run(self, width: int, height: int, max_new_tokens: int) -> dict:
         config = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
-        calls = self.pipe.models.calls["image"]
-        r = self.pipe.chat(QUESTION, config=config, conversation=Conversation(image=synthetic_image(width, height)))
-        return {"tokens": list(r.token_ids), "timings": r.timings, "encoder_calls": self.pipe.models.calls["image"] - calls}
+        r, calls = _answer_once(self.pipe, synthetic_image(width, height), config)
+        return {"tokens": list(r.token_ids), "timings": r.timings, "encoder_calls": calls}
+
+
+def _answer_once(pipe: Pipeline, img, config: GenerationConfig):
+    """One fresh one-question conversation about ``img``: (the result, image-encoder calls it made)."""
+    calls = pipe.models.calls["image"]
+    r = pipe.chat(QUESTION, config=config, conversation=Conversation(image=img))
+    return r, pipe.models.calls["image"] - calls
 
 
 def _run_cases(pipe: Pipeline, out: dict, nb, runs: int, warmup: int, max_new_tokens: int, config: GenerationConfig,
@@ -199,11 +205,9 @@ def _run_cases(pipe: Pipeline, out: dict, nb, runs: int, warmup: int, max_new_to
         base_info: dict = {}
         for i in range(warmup + runs):
             label = f"{name} {'warm-up' if i < warmup else 'run'} {i + 1}/{warmup + runs}"
-            calls = pipe.models.calls["image"]
             t0 = time.perf_counter()
-            r = pipe.chat(QUESTION, config=config, conversation=Conversation(image=img))
+            r, calls = _answer_once(pipe, img, config)
             wall = time.perf_counter() - t0
-            calls = pipe.models.calls["image"] - calls
             if progress:
                 progress(f"{label}: {wall:.2f} s")
             b = None
