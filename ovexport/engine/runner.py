@@ -32,7 +32,7 @@ from ..errors import OvexportError
 from .atomic import atomic_dir, clean_stale_temps
 from .fingerprint import digest_dir
 from .freshness import Freshness, cache_note, freshness, resolve
-from .isolation import run_isolated
+from .isolation import run_isolated, warm_up
 from .lock import LOCK_NAME, Lock
 from .peak_rss import PeakMeter
 from .planner import check_selection, validate
@@ -91,6 +91,9 @@ def run(recipe: Any, registry: StepRegistry = REGISTRY, force: Iterable[str] = (
     def warn(msg: str) -> None:
         console.print(Text(f"warning: {msg}", style="yellow"))
     with _exclusive(work, recipe):
+        isolated = [s for s in steps if s.isolate]
+        if isolated:
+            warm_up(isolated[0])
         for d in {work, *(s.output_path(recipe, work).parent for s in steps)}:
             clean_stale_temps(d)
         lock = Lock.for_work(work)

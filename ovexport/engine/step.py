@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -133,6 +133,12 @@ class Step:
     # environment at import time (the server keeps the environment it started with; steps get the
     # runner's current one).
     preload: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def preload_modules(cls) -> tuple[str, ...]:
+        """What the fork server imports for this step: ``preload`` and the step's own module (importing it in
+        each step's process costs seconds when it pulls in the exporter, NNCF or the validators)."""
+        return (*cls.preload, cls.__module__)
 
     def params(self, recipe: Any) -> dict:
         """JSON-serialisable resolved parameters that affect the output (fingerprinted).

@@ -165,6 +165,8 @@ class ModelFamily(Protocol):
     synth_sources: tuple[str, ...]     # source files a synthetic checkpoint's bytes depend on (fingerprinted):
                                        # relative to the ovexport package, or absolute
     validation_cases: ValidationCases
+    preload: tuple[str, ...]           # modules its export/validation code imports anyway (heavy, no side
+                                       # effects): imported once in the fork server isolated steps start from
 
     def matches(self, config: dict) -> bool:
         """Does this ``config.json`` belong to the family?"""

@@ -71,6 +71,11 @@ def family_names() -> str:
     return ", ".join(f"{f.name} ({f.display_name})" for f in families().values())
 
 
+def preload_modules() -> tuple[str, ...]:
+    """What the registered families ask the step fork server to import (``ModelFamily.preload``)."""
+    return tuple(dict.fromkeys(m for fam in families().values() for m in (type(fam).__module__, *fam.preload)))
+
+
 def synthetic_sizes() -> tuple[str, ...]:
     """Every ``synthetic://<size>`` some family can write, in registration order."""
     return tuple(s for fam in families().values() for s in fam.synthetic_sizes)

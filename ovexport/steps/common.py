@@ -10,6 +10,16 @@ from pathlib import Path
 _PKG_ROOT = Path(__file__).resolve().parent.parent
 
 
+class RunsFamilyCode:
+    """Mixin for a step that runs a model family's code: the step fork server also imports what the
+    registered families preload (``ModelFamily.preload``)."""
+
+    @classmethod
+    def preload_modules(cls) -> tuple[str, ...]:
+        from ovexport.models.registry import preload_modules
+        return (*super().preload_modules(), *preload_modules())  # type: ignore[misc]
+
+
 def versions(*packages: str) -> dict[str, str]:
     out = {}
     for p in packages:

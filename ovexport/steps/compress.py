@@ -17,7 +17,7 @@ from ovexport.exporter.inspect import compression_report
 from ovexport.parts import PARTS, part as part_named
 from ovexport.util.memory import release_memory
 
-from .common import code_digest, link_or_copy, versions
+from .common import RunsFamilyCode, code_digest, link_or_copy, versions
 
 
 def compress_part(recipe, part: str, policy, inputs: dict, log=lambda msg: None):
@@ -49,7 +49,7 @@ def compress_part(recipe, part: str, policy, inputs: dict, log=lambda msg: None)
 
 
 @register_step
-class Compress(Step):
+class Compress(RunsFamilyCode, Step):
     name = "compress"
     consumes = tuple(p.source_artifact for p in PARTS)
     optional = ("checkpoint",)

@@ -7,7 +7,7 @@ from ovexport.errors import RecipeError
 from ovexport.models.registry import family_for
 from ovexport.parts import Part, part as part_named
 
-from .common import code_digest, versions
+from .common import RunsFamilyCode, code_digest, versions
 
 
 def _names(key: str) -> tuple[str, str, str]:
@@ -16,7 +16,7 @@ def _names(key: str) -> tuple[str, str, str]:
     return p.convert_step, p.converted, p.key
 
 
-class ConvertPart(Step):
+class ConvertPart(RunsFamilyCode, Step):
     part: str = ""
     preload = ("torch", "openvino")
     consumes = ("checkpoint",)

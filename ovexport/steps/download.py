@@ -8,7 +8,7 @@ from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.errors import CheckpointError, SourceError
 from ovexport.models.registry import family_for, family_of_synthetic
 
-from .common import code_digest, versions
+from .common import RunsFamilyCode, code_digest, versions
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.py", "*.txt", "*.md"]
 
@@ -57,7 +57,7 @@ def hub_snapshot(repo_id: str, revision: str, cache_dir: str | None = None) -> P
 
 
 @register_step
-class Download(Step):
+class Download(RunsFamilyCode, Step):
     name = "download"
     produces = "checkpoint"
     preload = ("torch", "openvino")

@@ -17,7 +17,7 @@ from ovexport.parts import PARTS
 from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
 
-from .common import link_or_copy, versions
+from .common import RunsFamilyCode, link_or_copy, versions
 
 def _license(ckpt: Path) -> str | None:
     """The source's license, from the metadata of its README.md (a Hub snapshot has one), else None."""
@@ -38,7 +38,7 @@ FIGURES = {"compare": "compare.json", "bench": "bench.json"}
 
 
 @register_step
-class Package(Step):
+class Package(RunsFamilyCode, Step):
     name = "package"
     consumes = ("checkpoint", "compressed_ir")
     optional = ("validation",)

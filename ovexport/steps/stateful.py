@@ -7,13 +7,13 @@ from ovexport.exporter.stateful import make_stateful
 from ovexport.models.registry import family_for
 from ovexport.parts import part
 
-from .common import code_digest, versions
+from .common import RunsFamilyCode, code_digest, versions
 
 LLM = part("llm")
 
 
 @register_step
-class MakeStateful(Step):
+class MakeStateful(RunsFamilyCode, Step):
     name = "make_stateful"
     consumes = ("checkpoint", LLM.converted)
     produces = LLM.source_artifact

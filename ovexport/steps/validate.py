@@ -9,13 +9,13 @@ from __future__ import annotations
 from ovexport.bundle.layout import VALIDATION
 from ovexport.engine.step import Step, StepContext, register_step
 
-from .common import code_digest, versions
+from .common import RunsFamilyCode, code_digest, versions
 
 FAILED_REPORT = "validation.failed.json"
 
 
 @register_step
-class Validate(Step):
+class Validate(RunsFamilyCode, Step):
     name = "validate"
     consumes = ("checkpoint", "compressed_ir")
     produces = "validation"

@@ -37,6 +37,7 @@ class ToyFamily:
     required_files = ("config.json", WEIGHTS)
     synthetic_sizes = ("toy",)
     synth_sources = (str(HERE / "model.py"),)
+    preload = ()
     validation_cases = ValidationCases(
         image_sizes={"28x28": (28, 28), "14x42": (14, 42), "56x28": (56, 28)},
         sliced_image=None,                       # the toy resizes, it does not slice

@@ -54,6 +54,10 @@ class MiniCPMV2Family:
         "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "prompt", "slicing",
         "tokenizer")) + ("models/minicpmv2/trained", "synthetic")
     validation_cases = VALIDATION_CASES
+    # each step process would otherwise import these itself: timm builds the vision tower, and building a
+    # module on the meta device imports torch._dynamo (~3 s each); the rest is the family's own heavy code
+    preload = ("timm", "torch._dynamo", "ovexport.models.minicpmv2.export",
+               "ovexport.models.minicpmv2.reference", "ovexport.models.minicpmv2.runtime_adapter")
 
     def matches(self, config: dict) -> bool:
         # V-2.5 / V-2.6 share model_type "minicpmv" but carry a "version" key and other vision towers
