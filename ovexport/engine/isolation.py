@@ -70,7 +70,14 @@ def _child_main(conn: Any, module: str, qualname: str, recipe: Any, inputs: dict
         conn.close()
 
 
+def _installed(module: str) -> bool:
+    """Is the top-level package of ``module`` installed? (find_spec of a submodule would import its parents
+    in the runner: torch, for "torch._dynamo")."""
+    return importlib.util.find_spec(module.partition(".")[0]) is not None
+
+
 _PRELOADED: set[str] | None = None
+_SERVER_ENV: dict[str, str] | None = None  # the environment the running fork server started with
 
 
 def _mp_context(step: Step):
@@ -79,25 +86,36 @@ def _mp_context(step: Step):
     "forkserver" keeps spawn's clean, thread-free parent (nothing of the runner's state leaks into
     the step) while importing torch/openvino once per run, not once per step (~3 s each). The
     preload list is fixed when the server starts: every registered step's ``preload_modules()``.
+
+    Preloaded modules may read the environment at import (huggingface_hub reads ``HF_HUB_OFFLINE``,
+    ``HF_HUB_CACHE``), so a server is only used by a runner whose environment is the one it started with:
+    when the runner's environment has changed since (a library caller, a test), the server is restarted.
     """
-    global _PRELOADED
+    global _PRELOADED, _SERVER_ENV
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
     mp = multiprocessing.get_context("forkserver")
-    if _PRELOADED is None:
+    env = dict(os.environ)
+    if _SERVER_ENV is not None and env != _SERVER_ENV:
+        stop = getattr(forkserver._forkserver, "_stop", None)  # no public way to restart it
+        if stop is None:
+            return multiprocessing.get_context("spawn")
+        stop()
+        _SERVER_ENV = None
+    if _SERVER_ENV is None:  # (re)starting: preload what every registered step and this one ask for
         wanted = {m for c in (*all_steps().values(), type(step)) for m in c.preload_modules()}
-        _PRELOADED = {m for m in wanted if importlib.util.find_spec(m) is not None}
+        _PRELOADED = (_PRELOADED or set()) | {m for m in wanted if _installed(m)}
         mp.set_forkserver_preload(sorted(_PRELOADED | {__name__}))
+    forkserver.ensure_running()  # starts it (its imports then overlap the caller's work) unless it runs
+    _SERVER_ENV = env
     return mp
 
 
 def warm_up(step: Step) -> None:
     """Start the fork server now: its imports (~10 s) then overlap the runner's planning instead of delaying
     the first isolated step. No-op where there is no fork server."""
-    mp = _mp_context(step)
-    if mp.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-        forkserver.ensure_running()
+    _mp_context(step)
 
 
 def run_isolated(step: Step, recipe: Any, inputs: dict[str, Path], out: Path, work: Path,

@@ -129,9 +129,8 @@ class Step:
     isolate: ClassVar[bool] = True
     run_cache: ClassVar[bool] = True
     # modules an isolated step imports anyway (e.g. "torch", "openvino"): imported once in the fork
-    # server that isolated steps are forked from, instead of once per step. They must not read the
-    # environment at import time (the server keeps the environment it started with; steps get the
-    # runner's current one).
+    # server that isolated steps are forked from, instead of once per step (the server is restarted when
+    # the runner's environment changes, so a module may read the environment at import time).
     preload: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

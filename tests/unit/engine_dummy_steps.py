@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,18 @@ class IsoSleep(Step):
         import time
         (ctx.out / "started").write_text(str(os.getpid()))
         time.sleep(60)
+
+
+class IsoEnvAtImport(Step):
+    """Reports a module's import-time reading of the environment, and whether the fork server preloaded it."""
+    name = "iso_env_at_import"
+    produces = "art_env_at_import"
+    preload = ("env_at_import",)
+
+    def params(self, recipe: Any) -> dict:
+        return {}
+
+    def run(self, ctx: StepContext) -> dict:
+        preloaded = "env_at_import" in sys.modules
+        import env_at_import
+        return {"value": env_at_import.VALUE, "preloaded": preloaded}

@@ -12,7 +12,7 @@ from rich.console import Console
 _HERE = str(Path(__file__).resolve().parent)  # engine_dummy_steps must be importable by
 if _HERE not in sys.path:                      # name here and in spawned children
     sys.path.insert(0, _HERE)
-from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoKill, IsoNoop,  # noqa: E402
+from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoEnvAtImport, IsoKill, IsoNoop,  # noqa: E402
                                 IsoRecipeError, IsoSleep, StepA, make_recipe, make_registry)
 
 from ovexport.engine import Lock, Step, plan, run  # noqa: E402
@@ -164,3 +164,19 @@ def test_ctrl_c_in_parent_stops_child_and_removes_temp(tmp_path):
     assert "✗ iso_sleep  interrupted" in out
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert leftovers(work) == [] and not (work / "art_sleep").exists()
+
+
+def test_fork_server_restarts_when_the_environment_changes(tmp_path, monkeypatch):
+    """A preloaded module that reads the environment at import (huggingface_hub: HF_HUB_OFFLINE) sees the
+    runner's environment of the run, not the one the fork server started with."""
+    reg = make_registry(IsoEnvAtImport)
+    r = make_recipe(tmp_path, ["iso_env_at_import"])
+    # the fork server imports its preloads before it takes the runner's sys.path: they are found through
+    # PYTHONPATH (as an installed package is through site-packages)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([_HERE, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    seen = []
+    for value in ("first", "second"):
+        monkeypatch.setenv("OVEXPORT_TEST_AT_IMPORT", value)
+        res = run(r, reg, console=console(), force=["iso_env_at_import"])
+        seen.append(res.row("iso_env_at_import").metrics)
+    assert seen == [{"value": "first", "preloaded": True}, {"value": "second", "preloaded": True}]
