@@ -78,6 +78,13 @@ def _installed(module: str) -> bool:
 
 _PRELOADED: set[str] | None = None
 _SERVER_ENV: dict[str, str] | None = None  # the environment the running fork server started with
+# variables that change by themselves while a process runs and that nothing reads at import: pytest sets
+# PYTEST_CURRENT_TEST for every test, which would otherwise restart the server (~10 s) in every test
+_VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _VOLATILE}
 
 
 def _mp_context(step: Step):
@@ -96,7 +103,7 @@ def _mp_context(step: Step):
         return multiprocessing.get_context("spawn")
     from multiprocessing import forkserver
     mp = multiprocessing.get_context("forkserver")
-    env = dict(os.environ)
+    env = _environment()
     if _SERVER_ENV is not None and env != _SERVER_ENV:
         stop = getattr(forkserver._forkserver, "_stop", None)  # no public way to restart it
         if stop is None:

@@ -40,7 +40,9 @@ def test_peak_memory_is_the_childs_own():
         start = w.peak_rss_bytes
         assert w.call("hold", ALLOC_BYTES) == ALLOC_BYTES
         grown = w.peak_rss_bytes - start
-    assert ALLOC_BYTES <= grown < ALLOC_BYTES + 100 * 1024 * 1024
+    # the start's peak may sit a few pages above the resident size it fell back to (seen: 48 KiB), so the
+    # allocation can raise the peak by a little less than its size
+    assert ALLOC_BYTES - 4 * 1024 * 1024 <= grown < ALLOC_BYTES + 100 * 1024 * 1024
 
 
 def test_an_ovexport_error_keeps_its_class_and_fields_and_the_worker_goes_on():
