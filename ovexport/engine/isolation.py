@@ -81,10 +81,14 @@ _SERVER_ENV: dict[str, str] | None = None  # the environment the running fork se
 # variables that change by themselves while a process runs and that nothing reads at import: pytest sets
 # PYTEST_CURRENT_TEST for every test, which would otherwise restart the server (~10 s) in every test
 _VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
+# ovexport's own variables are read when used, never at import (no module-level read in the package), and the
+# child takes the runner's environment before it runs the step: changing one needs no new server
+_OWN_PREFIX = "OVEXPORT_"
 
 
 def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in _VOLATILE}
+    """The part of the environment the preloaded modules may have read at import."""
+    return {k: v for k, v in os.environ.items() if k not in _VOLATILE and not k.startswith(_OWN_PREFIX)}
 
 
 def _mp_context(step: Step):
@@ -117,6 +121,17 @@ def _mp_context(step: Step):
     forkserver.ensure_running()  # starts it (its imports then overlap the caller's work) unless it runs
     _SERVER_ENV = env
     return mp
+
+
+def warm_context():
+    """The multiprocessing context of the fork server when one runs with this environment (a step runner in
+    this process started it), else None. A ``Worker`` started from it skips its imports (~5 s for torch, timm and
+    the model code) instead of paying them again in a spawned interpreter."""
+    if _SERVER_ENV is None or _SERVER_ENV != _environment():
+        return None
+    from multiprocessing import forkserver
+    forkserver.ensure_running()   # restarts it with the same preloads should it have died
+    return multiprocessing.get_context("forkserver")
 
 
 def warm_up(step: Step) -> None:

@@ -1,10 +1,12 @@
 """An object that lives in its own process: memory isolation for work that is not a step.
 
-``Worker(factory, *args)`` starts a fresh ("spawn") process that builds ``factory(*args)`` and then runs
+``Worker(factory, *args)`` starts a process that builds ``factory(*args)`` and then runs
 that object's methods on request, one at a time: ``worker.call("method", *args, progress=f)``. A method
 called with ``progress`` gets a callback whose calls are forwarded to ``f`` in the parent (a rich progress
 bar stays in the parent, the only live display). The child's peak RSS comes back with every answer
-(``worker.peak_rss_bytes``), measured in its own address space.
+(``worker.peak_rss_bytes``), measured in its own address space. The process is forked from the step engine's fork
+server when one runs with this environment (``compare`` builds its variants first: the reference worker then
+starts with torch and the model code already imported), else a fresh ("spawn") interpreter.
 
 Used where two large things would otherwise share one process's high-water mark: the PyTorch reference
 next to the IRs in ``compare``, and the notebook baseline next to our pipeline in ``bench``. Errors come
@@ -24,19 +26,37 @@ from .peak_rss import peak_rss_self
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
-    """A daemon thread ends this process once its parent is gone (killed parents do not stop their children,
-    and a worker busy in a long call never reads the closed pipe)."""
+    """A daemon thread ends this process once the process that started it is gone (killed parents do not stop
+    their children, and a worker busy in a long call never reads the closed pipe). A child forked by the fork
+    server has the server as its parent process, and the server ends when the process that started it does: so
+    either parent changing or ``parent`` gone ends the worker."""
+    first_parent = os.getppid()
+
+    def gone() -> bool:
+        if os.getppid() != first_parent:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
     def watch() -> None:
         while True:
             time.sleep(every_s)
-            if os.getppid() != parent:
+            if gone():
                 os._exit(1)
 
     threading.Thread(target=watch, name="ovexport-worker-parent-watch", daemon=True).start()
 
 
-def _serve(conn: Any, factory: Callable[..., Any], args: tuple, parent: int) -> None:
-    """The child's loop: build the object, then answer ``(method, args, kwargs, wants_progress)`` requests."""
+def _serve(conn: Any, factory: Callable[..., Any], args: tuple, parent: int, environ: dict[str, str]) -> None:
+    """The child's loop: build the object, then answer ``(method, args, kwargs, wants_progress)`` requests. The
+    environment is the parent's as of the start (a fork server keeps the one it started with)."""
+    os.environ.clear()
+    os.environ.update(environ)
     _exit_with_parent(parent)
     try:
         try:
@@ -71,10 +91,11 @@ class Worker:
     def __init__(self, factory: Callable[..., Any], *args: Any, name: str = "worker"):
         self.name = name
         self.peak_rss_bytes = 0
-        mp = multiprocessing.get_context("spawn")
+        from .isolation import warm_context
+        mp = warm_context() or multiprocessing.get_context("spawn")
         self._conn, child_conn = mp.Pipe(duplex=True)
-        self._proc = mp.Process(target=_serve, args=(child_conn, factory, args, os.getpid()), name=f"ovexport-{name}",
-                                daemon=True)
+        self._proc = mp.Process(target=_serve, args=(child_conn, factory, args, os.getpid(), dict(os.environ)),
+                                name=f"ovexport-{name}", daemon=True)
         try:
             self._proc.start()
             child_conn.close()

@@ -201,6 +201,18 @@ class IsoSleep(Step):
         time.sleep(60)
 
 
+class IsoEnvAtRun(Step):
+    """Reports an ovexport variable read when the step runs, and its parent (the fork server that forked it)."""
+    name = "iso_env_at_run"
+    produces = "art_env_at_run"
+
+    def params(self, recipe: Any) -> dict:
+        return {}
+
+    def run(self, ctx: StepContext) -> dict:
+        return {"value": os.environ.get("OVEXPORT_TEST_AT_RUN", "unset"), "server": os.getppid()}
+
+
 class IsoEnvAtImport(Step):
     """Reports a module's import-time reading of the environment, and whether the fork server preloaded it."""
     name = "iso_env_at_import"

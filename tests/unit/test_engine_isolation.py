@@ -12,7 +12,7 @@ from rich.console import Console
 _HERE = str(Path(__file__).resolve().parent)  # engine_dummy_steps must be importable by
 if _HERE not in sys.path:                      # name here and in spawned children
     sys.path.insert(0, _HERE)
-from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoEnvAtImport, IsoKill, IsoNoop,  # noqa: E402
+from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoEnvAtImport, IsoEnvAtRun, IsoKill, IsoNoop,  # noqa: E402
                                 IsoRecipeError, IsoSleep, StepA, make_recipe, make_registry)
 
 from ovexport.engine import Lock, Step, plan, run  # noqa: E402
@@ -176,7 +176,20 @@ def test_fork_server_restarts_when_the_environment_changes(tmp_path, monkeypatch
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([_HERE, *filter(None, [os.environ.get("PYTHONPATH")])]))
     seen = []
     for value in ("first", "second"):
-        monkeypatch.setenv("OVEXPORT_TEST_AT_IMPORT", value)
+        monkeypatch.setenv("ENV_AT_IMPORT_TEST", value)
         res = run(r, reg, console=console(), force=["iso_env_at_import"])
         seen.append(res.row("iso_env_at_import").metrics)
     assert seen == [{"value": "first", "preloaded": True}, {"value": "second", "preloaded": True}]
+
+
+def test_own_variables_reach_the_step_without_restarting_the_fork_server(tmp_path, monkeypatch):
+    """ovexport reads its own variables when it uses them, so a changed OVEXPORT_* variable reaches the step
+    through the environment the child takes, and the fork server (~10 s of imports to restart) stays."""
+    reg = make_registry(IsoEnvAtRun)
+    r = make_recipe(tmp_path, ["iso_env_at_run"])
+    seen = []
+    for value in ("first", "second"):
+        monkeypatch.setenv("OVEXPORT_TEST_AT_RUN", value)
+        seen.append(run(r, reg, console=console(), force=["iso_env_at_run"]).row("iso_env_at_run").metrics)
+    assert [m["value"] for m in seen] == ["first", "second"]
+    assert seen[0]["server"] == seen[1]["server"] != os.getpid()

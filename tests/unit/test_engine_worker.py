@@ -87,17 +87,28 @@ def _gone(pid: int) -> bool:
         return True
 
 
+# a step run before the worker leaves the engine's fork server running: the worker is then forked from it
+_WARM_SERVER = ("from engine_dummy_steps import IsoNoop\n"
+                "from ovexport.engine import isolation\n"
+                "isolation.warm_up(IsoNoop())\n")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_worker_busy_in_a_call_ends_when_its_parent_is_killed():
-    script = (f"import sys; sys.path.insert(0, {_HERE!r})\n"
-              "from worker_hosts import Counter\n"
+@pytest.mark.parametrize("start", ["spawned", "forked by the fork server"])
+def test_a_worker_busy_in_a_call_ends_when_its_parent_is_killed(start):
+    script = (f"import os, sys; sys.path.insert(0, {_HERE!r})\n"
+              + (_WARM_SERVER if start != "spawned" else "")
+              + "from worker_hosts import Counter\n"
               "from ovexport.engine.worker import Worker\n"
               "w = Worker(Counter, 0)\n"
-              "print(w.call('pid'), flush=True)\n"
+              "w.call('sleep', 1.5)\n"   # outlives a check of its parent watch while the parent lives
+              "print(w.call('pid'), w.call('parent_pid') == os.getpid(), flush=True)\n"
               "w.call('sleep', 120)\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        child = int(parent.stdout.readline())
+        child, direct = parent.stdout.readline().split()
+        child = int(child)
+        assert direct == str(start == "spawned")   # forked by the server: the server is its parent process
         assert not _gone(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)

@@ -24,6 +24,9 @@ class Counter:
     def pid(self) -> int:
         return os.getpid()
 
+    def parent_pid(self) -> int:
+        return os.getppid()
+
     def hold(self, n_bytes: int) -> int:
         self.held = bytearray(n_bytes)
         for i in range(0, n_bytes, 4096):  # touch every page: resident, not only reserved
