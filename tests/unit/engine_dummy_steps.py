@@ -213,6 +213,32 @@ class IsoEnvAtRun(Step):
         return {"value": os.environ.get("OVEXPORT_TEST_AT_RUN", "unset"), "server": os.getppid()}
 
 
+class IsoCycle(Step):
+    """Drops a reference cycle made in the step and frees it with ``release_memory``; reports whether it was freed
+    and how many inherited objects the child froze."""
+    name = "iso_cycle"
+    produces = "art_cycle"
+
+    def params(self, recipe: Any) -> dict:
+        return {}
+
+    def run(self, ctx: StepContext) -> dict:
+        import gc
+        import weakref
+
+        from ovexport.util.memory import release_memory
+
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        alive = weakref.ref(a)
+        del a, b
+        release_memory()
+        return {"freed": alive() is None, "frozen": gc.get_freeze_count()}
+
+
 class IsoEnvAtImport(Step):
     """Reports a module's import-time reading of the environment, and whether the fork server preloaded it."""
     name = "iso_env_at_import"

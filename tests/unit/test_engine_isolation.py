@@ -12,8 +12,8 @@ from rich.console import Console
 _HERE = str(Path(__file__).resolve().parent)  # engine_dummy_steps must be importable by
 if _HERE not in sys.path:                      # name here and in spawned children
     sys.path.insert(0, _HERE)
-from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoEnvAtImport, IsoEnvAtRun, IsoKill, IsoNoop,  # noqa: E402
-                                IsoRecipeError, IsoSleep, StepA, make_recipe, make_registry)
+from engine_dummy_steps import (ALLOC_BYTES, IsoAlloc, IsoBoom, IsoCycle, IsoEnvAtImport, IsoEnvAtRun,  # noqa: E402
+                                IsoKill, IsoNoop, IsoRecipeError, IsoSleep, StepA, make_recipe, make_registry)
 
 from ovexport.engine import Lock, Step, plan, run  # noqa: E402
 from ovexport.errors import OvexportError, RecipeError  # noqa: E402
@@ -193,3 +193,12 @@ def test_own_variables_reach_the_step_without_restarting_the_fork_server(tmp_pat
         seen.append(run(r, reg, console=console(), force=["iso_env_at_run"]).row("iso_env_at_run").metrics)
     assert [m["value"] for m in seen] == ["first", "second"]
     assert seen[0]["server"] == seen[1]["server"] != os.getpid()
+
+
+def test_a_step_child_freezes_what_it_inherited_and_still_frees_its_own_cycles(tmp_path):
+    """The child moves the server's imports to the permanent generation (release_memory's full collections then
+    skip them) and a reference cycle the step makes is still collected."""
+    res = run(make_recipe(tmp_path, ["iso_cycle"]), make_registry(IsoCycle), console=console())
+    metrics = res.row("iso_cycle").metrics
+    assert metrics["freed"] is True
+    assert metrics["frozen"] > 1000    # at least the interpreter's and the engine's own objects
