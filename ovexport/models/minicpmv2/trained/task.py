@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["Sample", "Scene", "SCENES", "ANSWERS", "KIND_OF", "scene", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
-           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout"]
+           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout",
+           "PARTS", "scene_parts"]
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 165, 50), "blue": (35, 70, 225),
@@ -140,6 +141,44 @@ def _draw_shape(d: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: flo
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
+
+
+# ------------------------------------------------------------------------------------------ part maps
+# what covers a pixel: nothing (the background), a shape, or a letter of a word
+LETTERS = tuple(sorted(set("".join(WORDS))))
+PARTS = ("background", *SHAPES, *LETTERS)
+
+
+def scene_parts(scene_key: str) -> np.ndarray:
+    """[H, W] uint8 map of ``PARTS`` indices of the scene whose ``key`` is given: each shape drawn again, and each
+    letter of a word as what the word's first i+1 letters cover beyond its first i. A training aid (dense per-patch
+    targets for the vision tower); drawn from the key, so the scene's image and the random streams are untouched."""
+    (w, h), _bg, drawn = json.loads(scene_key)
+    img = Image.new("L", (w, h), 0)
+    d = ImageDraw.Draw(img)
+    if drawn[0] == "one":
+        _, shape, _color, _q, cx, cy, r = drawn
+        _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+    elif drawn[0] == "many":
+        _, shape, _color, centres, r = drawn
+        for cx, cy in centres:
+            _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+    elif drawn[0] == "word":
+        _, word, fsize, x, y = drawn
+        font = _font(fsize)
+        stroke = max(1, fsize // 14)
+        before = np.zeros((h, w), dtype=bool)
+        parts = np.zeros((h, w), dtype=np.uint8)
+        for i, letter in enumerate(word):
+            prefix = Image.new("L", (w, h), 0)
+            ImageDraw.Draw(prefix).text((x, y), word[:i + 1], fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+            now = np.asarray(prefix) > 127
+            parts[now & ~before] = PARTS.index(letter)
+            before |= now
+        return parts
+    else:
+        raise ValueError(f"unknown scene {drawn[0]!r}")
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 # ------------------------------------------------------------------------------------------ scenes
