@@ -39,6 +39,7 @@ ap.add_argument("--warmup", type=int, default=50)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--sliced-share", type=float, default=0.5)
 ap.add_argument("--dense", type=float, default=0.0)      # weight of the per-patch loss (0: off)
+ap.add_argument("--dense-labels", default="letters")     # a word's patches labelled by its letters or by the word
 a = ap.parse_args()
 
 cfgd = T.trained_config(0)
@@ -59,7 +60,8 @@ exclude = {s.key for s in held}
 held = [s for s in held if task.KIND_OF[s.question] in kinds]
 held_px = [overview(s.image) for s in held]
 def targets_of(sc):
-    return D.encoder_image_targets(sc.key, sc.image.size, config.scale_resolution, config.patch_size, config.max_slice_nums)[0]
+    return D.encoder_image_targets(sc.key, sc.image.size, config.scale_resolution, config.patch_size, config.max_slice_nums,
+                                   labels=a.dense_labels)[0]
 held_tgt = [targets_of(s) for s in held]
 held_lab = [(task.KIND_OF[s.question], task.ANSWERS[task.KIND_OF[s.question]].index(s.answer)) for s in held]
 
@@ -67,7 +69,7 @@ stream = task.training_stream(a.seed, exclude, a.sliced_share)
 def next_scene():
     while True:
         sc = next(stream)
-        if a.scene is None or sc.qa[0][0] in [task.QUESTIONS[k] for k in kinds]:
+        if a.scene is None or json.loads(sc.key)[2][0] == {"count": "many"}.get(a.scene, a.scene):
             return sc
 
 res = model.resampler

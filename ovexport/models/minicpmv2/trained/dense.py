@@ -51,10 +51,11 @@ def patch_targets(cover: np.ndarray, min_cover: float = MIN_COVER) -> np.ndarray
 
 
 def encoder_image_targets(scene_key: str, image_size: tuple[int, int], scale_resolution: int, patch: int,
-                          max_slice_nums: int, min_cover: float = MIN_COVER) -> list[np.ndarray]:
+                          max_slice_nums: int, min_cover: float = MIN_COVER,
+                          labels: str = "letters") -> list[np.ndarray]:
     """Patch targets of every encoder image ``slicing.slice_image`` makes of the scene: the source, then the
-    slices row-major (none when the image is not sliced)."""
-    parts = task.scene_parts(scene_key)
+    slices row-major (none when the image is not sliced). ``labels``: ``task.scene_parts``'s."""
+    parts = task.scene_parts(scene_key, labels)
     grid = best_grid(image_size, max_slice_nums, scale_resolution)
     if grid is None:
         source = find_best_resize(image_size, scale_resolution, patch, allow_upscale=True)
