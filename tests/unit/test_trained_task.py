@@ -272,3 +272,30 @@ def test_dense_loss_changes_the_training_but_not_what_the_checkpoint_holds(tmp_p
     a, c = off.state_dict(), on.state_dict()
     assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)   # the dense head is thrown away
     assert not torch.equal(a["vpm.blocks.0.attn.qkv.weight"], c["vpm.blocks.0.attn.qkv.weight"])
+
+
+def test_pooled_probe_changes_the_training_but_not_what_the_checkpoint_holds(tmp_path):
+    from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
+    from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
+    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
+
+    cfg = trained_config(0)
+    write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
+    tok = MiniCPMVTokenizer.from_dir(tmp_path)
+    base = dict(steps=2, batch_size=2, pretrain_steps=1, pretrain_batch=2, warmup=1)
+    off, _ = train(cfg, tok, 0, set(), TrainSettings(**base, pool_weight=0.0))
+    on, _ = train(cfg, tok, 0, set(), TrainSettings(**base, pool_weight=1.0))
+    a, c = off.state_dict(), on.state_dict()
+    assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)   # the pooled heads are thrown away
+    assert not torch.equal(a["vpm.blocks.0.attn.qkv.weight"], c["vpm.blocks.0.attn.qkv.weight"])
+
+
+def test_word_part_labels_mark_every_inked_pixel_with_the_word():
+    import random
+
+    import numpy as np
+    sc = task.scene(random.Random(3), "word")
+    word = json.loads(sc.key)[2][1]
+    by_word, by_letter = task.scene_parts(sc.key, "words"), task.scene_parts(sc.key, "letters")
+    assert set(np.unique(by_word)) == {0, task.PARTS.index(word)}
+    assert np.array_equal(by_word > 0, by_letter > 0)
