@@ -2,8 +2,10 @@
 trained on the probe's loss over whole-image (overview) encodings, with held-out probe accuracy per kind every
 ``--eval-every`` steps and the CPU time (1 thread). Separate learning rates for the ViT, the resampler's attention
 (in_proj, ln_kv) and the rest of the resampler; ``--scene one|count|word`` for one scene kind; ``--vision`` JSON
-overrides the tower's timm arguments (e.g. '{"embed_dim": 128, "depth": 4, "num_heads": 4}').
-Figures: BENCHMARKS.md, "Tiny trained model", third pass.
+overrides the tower's timm arguments (e.g. '{"embed_dim": 128, "depth": 4, "num_heads": 4}'). ``--dense W`` adds
+``W`` x the loss of a linear classifier of what covers each patch (``trained.dense``: background, shape, letter) on the
+tower's patch features, and prints that classifier's held-out accuracy on the covered patches too.
+Figures: BENCHMARKS.md, "Tiny trained model", third and fourth passes.
 
     python benchmarks/trained_probe_vision.py --steps 300 --scene word --lr-vit 1e-3 --lr-attn 1e-4 --lr-res 1e-3
 """
@@ -17,7 +19,9 @@ torch.set_num_threads(1)
 from ovexport.models.minicpmv2.config import MiniCPMV2Config
 from ovexport.models.minicpmv2.model import MiniCPMV2
 from ovexport.models.minicpmv2.slicing import slice_image, to_pixel_values
+from ovexport.models.minicpmv2.trained import dense as D
 from ovexport.models.minicpmv2.trained import task
+from ovexport.models.minicpmv2.vision import vision_features
 from ovexport.models.minicpmv2.trained import train as T
 
 ap = argparse.ArgumentParser()
@@ -34,6 +38,8 @@ ap.add_argument("--eval-every", type=int, default=100)
 ap.add_argument("--warmup", type=int, default=50)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--sliced-share", type=float, default=0.5)
+ap.add_argument("--dense", type=float, default=0.0)      # weight of the per-patch loss (0: off)
+ap.add_argument("--dense-labels", default="letters")     # a word's patches labelled by its letters or by the word
 a = ap.parse_args()
 
 cfgd = T.trained_config(0)
@@ -43,6 +49,7 @@ config = MiniCPMV2Config.from_dict(cfgd)
 torch.manual_seed(a.seed)
 model = MiniCPMV2(config); T.init_weights(model, config)
 probe = T.ImageProbe(config.hidden_size)
+dprobe = D.DenseProbe(model.vpm.embed_dim)
 kinds = task.SCENES[a.scene] if a.scene else task.KINDS
 
 def overview(img):
@@ -52,13 +59,17 @@ held = task.heldout_samples(0)
 exclude = {s.key for s in held}
 held = [s for s in held if task.KIND_OF[s.question] in kinds]
 held_px = [overview(s.image) for s in held]
+def targets_of(sc):
+    return D.encoder_image_targets(sc.key, sc.image.size, config.scale_resolution, config.patch_size, config.max_slice_nums,
+                                   labels=a.dense_labels)[0]
+held_tgt = [targets_of(s) for s in held]
 held_lab = [(task.KIND_OF[s.question], task.ANSWERS[task.KIND_OF[s.question]].index(s.answer)) for s in held]
 
 stream = task.training_stream(a.seed, exclude, a.sliced_share)
 def next_scene():
     while True:
         sc = next(stream)
-        if a.scene is None or sc.qa[0][0] in [task.QUESTIONS[k] for k in kinds]:
+        if a.scene is None or json.loads(sc.key)[2][0] == {"count": "many"}.get(a.scene, a.scene):
             return sc
 
 res = model.resampler
@@ -67,37 +78,59 @@ groups = [
     {"params": list(model.vpm.parameters()), "lr_base": a.lr_vit},
     {"params": [p for p in res.parameters() if p.requires_grad and id(p) in attn_ids], "lr_base": a.lr_attn},
     {"params": [p for p in res.parameters() if p.requires_grad and id(p) not in attn_ids], "lr_base": a.lr_res},
-    {"params": list(probe.parameters()), "lr_base": a.lr},
+    {"params": list(probe.parameters()) + (list(dprobe.parameters()) if a.dense else []), "lr_base": a.lr},
 ]
 opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
 params = [p for g in groups for p in g["params"]]
+print(json.dumps(vars(a)), flush=True)
 
 def feats_of(pxs):
-    return T._encode_images(model, pxs)
+    """(resampled tokens [Q, D], patch features [h*w, width]) of every image."""
+    p = config.patch_size
+    by_size = {}
+    for i, px in enumerate(pxs):
+        by_size.setdefault(px.shape[1:], []).append(i)
+    toks, pats = [None] * len(pxs), [None] * len(pxs)
+    for (h, w), idx in by_size.items():
+        x = torch.from_numpy(__import__("numpy").stack([pxs[i] for i in idx]))
+        pf = vision_features(model.vpm, x)
+        tk = model.resampler(pf, -(-h // p), -(-w // p))
+        for k, i in enumerate(idx):
+            toks[i], pats[i] = tk[k], pf[k]
+    return toks, pats
 
 @torch.no_grad()
 def evaluate():
     model.eval()
-    f = feats_of(held_px)
-    per = {}
-    for (k, lab), ft in zip(held_lab, f):
+    f, pf = feats_of(held_px)
+    per, cov = {}, {}
+    for (k, lab), ft, pt, tg in zip(held_lab, f, pf, held_tgt):
         pred = int(probe.logits(k, ft[None]).argmax())
         per.setdefault(k, []).append(pred == lab)
+        if a.dense:
+            on = torch.from_numpy(tg) > 0
+            hit = (dprobe.head(pt).argmax(-1) == torch.from_numpy(tg))[on]
+            cov.setdefault(k, []).extend(hit.tolist())
     model.train()
-    return {k: round(sum(v) / len(v), 3) for k, v in per.items()}
+    out = {k: round(sum(v) / len(v), 3) for k, v in per.items()}
+    if a.dense:
+        out["dense"] = {k: round(sum(v) / max(1, len(v)), 3) for k, v in cov.items()}
+    return out
 
 t0 = time.process_time()
 ema = None
 for step in range(a.steps):
     scs = [next_scene() for _ in range(a.batch)]
     pxs = [overview(sc.image) for sc in scs]
-    f = feats_of(pxs)
+    f, pf = feats_of(pxs)
     src, tgt = {}, {}
     for sc, ft in zip(scs, f):
         for q, ans in sc.qa:
             k = task.KIND_OF[q]
             src.setdefault(k, []).append(ft); tgt.setdefault(k, []).append(task.ANSWERS[k].index(ans))
     loss = sum(F.cross_entropy(probe.logits(k, torch.stack(src[k])), torch.tensor(tgt[k]), reduction="sum") for k in src) / sum(len(t) for t in tgt.values())
+    if a.dense:
+        loss = loss + a.dense * dprobe.loss(pf, [targets_of(sc) for sc in scs])
     frac = min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
     for g in opt.param_groups: g["lr"] = g["lr_base"] * frac
     opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()

@@ -202,3 +202,100 @@ def test_second_request_links_the_cached_checkpoint_without_training(tmp_path, m
     for n in names:
         assert (second / n).read_bytes() == (first / n).read_bytes()
     assert not list((tmp_path / "cache").rglob(".tmp-*")), "no temporary leftovers in the cache"
+
+
+# ----------------------------------------------------------------------------------------- dense targets
+def test_part_map_covers_exactly_the_drawn_shapes_and_the_inked_letters():
+    import random
+
+    import numpy as np
+    rng = random.Random(5)
+    for kind in ("one", "count", "word") * 2:
+        sc = task.scene(rng, kind)
+        parts = task.scene_parts(sc.key)
+        pixels = np.asarray(sc.image).astype(int)
+        assert parts.shape == pixels.shape[:2]
+        size, bg, drawn = json.loads(sc.key)
+        if kind == "word":
+            ink = np.array((15, 15, 15) if bg[1] >= 128 else (245, 245, 245))
+            inked = (pixels == ink).all(-1)
+            assert (parts[inked] > 0).all()               # every fully inked pixel is some letter's
+            assert {task.PARTS[p] for p in np.unique(parts[parts > 0])} == set(drawn[1])
+        else:
+            shape, colour = drawn[1], drawn[2]
+            painted = (pixels == np.array(task.COLORS[colour])).all(-1)
+            assert np.array_equal(painted, parts > 0)     # drawn again from the key: the same pixels
+            assert set(np.unique(parts)) == {0, task.PARTS.index(shape)}
+
+
+def test_patch_targets_follow_the_slicing_of_the_pixels():
+    import random
+
+    import numpy as np
+
+    from ovexport.models.minicpmv2.slicing import slice_image
+    from ovexport.models.minicpmv2.trained import dense
+    rng = random.Random(2)
+    for kind in ("one", "count", "word"):
+        for large in (False, True):
+            sc = task.scene(rng, kind, large)
+            targets = dense.encoder_image_targets(sc.key, sc.image.size, SCALE_RESOLUTION, 14, 9)
+            images = slice_image(sc.image, 9, SCALE_RESOLUTION, 14).images
+            assert len(targets) == len(images)
+            assert [t.size for t in targets] == [(im.width // 14) * (im.height // 14) for im in images]
+            assert targets[0].max() > 0                   # what is asked about covers some patch of the overview
+            assert all(t.min() >= 0 and t.max() < len(task.PARTS) for t in targets)
+
+
+def test_patch_targets_need_the_minimum_cover():
+    import numpy as np
+
+    from ovexport.models.minicpmv2.trained import dense
+    parts = np.zeros((28, 28), dtype=np.uint8)
+    parts[:14, :5] = 1            # 5/14 of the top-left patch: labelled
+    parts[14:, :3] = 2            # 3/14 of the bottom-left patch: below MIN_COVER, background
+    t = dense.patch_targets(dense.patch_coverage(parts, (28, 28), 14))
+    assert t.tolist() == [1, 0, 0, 0]
+
+
+def test_dense_loss_changes_the_training_but_not_what_the_checkpoint_holds(tmp_path):
+    from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
+    from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
+    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
+
+    cfg = trained_config(0)
+    write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
+    tok = MiniCPMVTokenizer.from_dir(tmp_path)
+    base = dict(steps=2, batch_size=2, pretrain_steps=1, pretrain_batch=2, warmup=1)
+    off, _ = train(cfg, tok, 0, set(), TrainSettings(**base, dense_weight=0.0))
+    on, _ = train(cfg, tok, 0, set(), TrainSettings(**base, dense_weight=1.0))
+    a, c = off.state_dict(), on.state_dict()
+    assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)   # the dense head is thrown away
+    assert not torch.equal(a["vpm.blocks.0.attn.qkv.weight"], c["vpm.blocks.0.attn.qkv.weight"])
+
+
+def test_pooled_probe_changes_the_training_but_not_what_the_checkpoint_holds(tmp_path):
+    from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
+    from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
+    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
+
+    cfg = trained_config(0)
+    write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
+    tok = MiniCPMVTokenizer.from_dir(tmp_path)
+    base = dict(steps=2, batch_size=2, pretrain_steps=1, pretrain_batch=2, warmup=1)
+    off, _ = train(cfg, tok, 0, set(), TrainSettings(**base, pool_weight=0.0))
+    on, _ = train(cfg, tok, 0, set(), TrainSettings(**base, pool_weight=1.0))
+    a, c = off.state_dict(), on.state_dict()
+    assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)   # the pooled heads are thrown away
+    assert not torch.equal(a["vpm.blocks.0.attn.qkv.weight"], c["vpm.blocks.0.attn.qkv.weight"])
+
+
+def test_word_part_labels_mark_every_inked_pixel_with_the_word():
+    import random
+
+    import numpy as np
+    sc = task.scene(random.Random(3), "word")
+    word = json.loads(sc.key)[2][1]
+    by_word, by_letter = task.scene_parts(sc.key, "words"), task.scene_parts(sc.key, "letters")
+    assert set(np.unique(by_word)) == {0, task.PARTS.index(word)}
+    assert np.array_equal(by_word > 0, by_letter > 0)

@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["Sample", "Scene", "SCENES", "ANSWERS", "KIND_OF", "scene", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
-           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout"]
+           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout",
+           "PARTS", "PART_LABELS", "scene_parts"]
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 165, 50), "blue": (35, 70, 225),
@@ -57,7 +58,8 @@ ANSWERS: dict[str, tuple[str, ...]] = {
 }
 # what each scene answers: one scene of one shape answers three questions, so the vision pass is shared
 SCENES = {"one": ("color", "shape", "position"), "count": ("count",), "word": ("word",)}
-SCENE_OF = {kind: name for name, kinds in SCENES.items() for kind in kinds}
+# the scene a held-out question of a kind is asked on (the first that answers it)
+SCENE_OF = {kind: next(name for name, kinds in SCENES.items() if kind in kinds) for kind in KINDS}
 # (width, height) at scale_resolution 112: the small ones are not sliced, the large ones are (2x1 .. 3x2 grids)
 SMALL_SIZES = ((112, 112), (98, 112), (112, 84), (84, 84), (70, 98), (112, 70), (96, 96))
 LARGE_SIZES = ((224, 224), (224, 112), (112, 224), (280, 168), (196, 196), (252, 140))
@@ -142,6 +144,55 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+# ------------------------------------------------------------------------------------------ part maps
+# what covers a pixel: nothing (the background), a shape, a whole word, or a letter of a word
+LETTERS = tuple(sorted(set("".join(WORDS))))
+PARTS = ("background", *SHAPES, *WORDS, *LETTERS)
+# how a word's pixels are labelled in a part map: by the whole word, or by the letter that inks them
+PART_LABELS = ("words", "letters")
+
+
+def scene_parts(scene_key: str, labels: str = "letters") -> np.ndarray:
+    """[H, W] uint8 map of ``PARTS`` indices of the scene whose ``key`` is given: each shape drawn again, and a
+    word's pixels labelled (``labels``) by the word, or by each letter: what the word's first i+1 letters cover beyond
+    its first i. A training aid (dense per-patch targets for the vision tower); drawn from the key, so the scene's
+    image and the random streams are untouched."""
+    if labels not in PART_LABELS:
+        raise ValueError(f"unknown part labels {labels!r}")
+    (w, h), _bg, drawn = json.loads(scene_key)
+    img = Image.new("L", (w, h), 0)
+    d = ImageDraw.Draw(img)
+    if drawn[0] == "one":
+        _, shape, _color, _q, cx, cy, r = drawn
+        _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+    elif drawn[0] == "big":
+        _, shape, _color, cx, cy, r = drawn
+        _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+    elif drawn[0] == "many":
+        _, shape, _color, centres, r = drawn
+        for cx, cy in centres:
+            _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+    elif drawn[0] == "word":
+        _, word, fsize, x, y = drawn
+        font = _font(fsize)
+        stroke = max(1, fsize // 14)
+        if labels == "words":
+            d.text((x, y), word, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+            return np.where(np.asarray(img) > 127, PARTS.index(word), 0).astype(np.uint8)
+        before = np.zeros((h, w), dtype=bool)
+        parts = np.zeros((h, w), dtype=np.uint8)
+        for i, letter in enumerate(word):
+            prefix = Image.new("L", (w, h), 0)
+            ImageDraw.Draw(prefix).text((x, y), word[:i + 1], fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+            now = np.asarray(prefix) > 127
+            parts[now & ~before] = PARTS.index(letter)
+            before |= now
+        return parts
+    else:
+        raise ValueError(f"unknown scene {drawn[0]!r}")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
 # ------------------------------------------------------------------------------------------ scenes
 def _one_shape(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tuple[dict[str, str], list]:
     """One shape inside one quadrant, as large as fits well there (35-45 % of the short side): it answers the
@@ -155,6 +206,18 @@ def _one_shape(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tu
     _draw_shape(d, shape, cx, cy, r, COLORS[color])
     answers = {"color": color, "shape": shape, "position": POSITIONS[q]}
     return answers, ["one", shape, color, q, round(cx, 3), round(cy, 3), round(r, 3)]
+
+
+def _big_shape(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tuple[dict[str, str], list]:
+    """One shape of 60-80 % of the image's short side, anywhere it fits: it answers the colour and shape
+    questions (drawn large, so its outline spans several 14-pixel patches). Not in ``SCENES``: probes only."""
+    m = min(w, h)
+    shape, color = rng.choice(SHAPES), rng.choice(tuple(COLORS))
+    r = m * rng.uniform(0.3, 0.4)
+    e = 1.15 * r + 1
+    cx, cy = rng.uniform(e, max(e, w - e)), rng.uniform(e, max(e, h - e))
+    _draw_shape(d, shape, cx, cy, r, COLORS[color])
+    return {"color": color, "shape": shape}, ["big", shape, color, round(cx, 3), round(cy, 3), round(r, 3)]
 
 
 def _counted_shapes(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tuple[dict[str, str], list]:
@@ -220,6 +283,8 @@ def scene(rng: random.Random, scene_kind: str | None = None, large: bool | None 
     d = ImageDraw.Draw(img)
     if scene_kind == "one":
         answers, drawn = _one_shape(rng, d, w, h)
+    elif scene_kind == "big":
+        answers, drawn = _big_shape(rng, d, w, h)
     elif scene_kind == "count":
         answers, drawn = _counted_shapes(rng, d, w, h)
     elif scene_kind == "word":
