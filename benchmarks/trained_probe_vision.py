@@ -40,6 +40,14 @@ ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--sliced-share", type=float, default=0.5)
 ap.add_argument("--dense", type=float, default=0.0)      # weight of the per-patch loss (0: off)
 ap.add_argument("--dense-labels", default="letters")     # a word's patches labelled by its letters or by the word
+# initialisation of the patch embedding and ViT blocks (TrainSettings.patch_init, patch_init_rms,
+# patch_init_scenes, vit_residual_scale); --lr-patch: the patch embedding's own lr (default: --lr-vit)
+ap.add_argument("--patch-init", default="default")       # default | pca | dct
+ap.add_argument("--patch-rms", type=float, default=0.3)
+ap.add_argument("--patch-scenes", type=int, default=128)
+ap.add_argument("--residual-scale", type=float, default=1.0)
+ap.add_argument("--lr-patch", type=float, default=None)
+ap.add_argument("--heldout", type=int, default=150)      # held-out questions (150: the training's set)
 a = ap.parse_args()
 
 cfgd = T.trained_config(0)
@@ -55,8 +63,13 @@ kinds = task.SCENES[a.scene] if a.scene else task.KINDS
 def overview(img):
     return to_pixel_values(slice_image(img, config.max_slice_nums, config.scale_resolution, config.patch_size).source)
 
-held = task.heldout_samples(0)
+held = task.heldout_samples(0, a.heldout)
 exclude = {s.key for s in held}
+_init_settings = T.TrainSettings(patch_init=a.patch_init, patch_init_rms=a.patch_rms, patch_init_scenes=a.patch_scenes,
+                                 vit_residual_scale=a.residual_scale, sliced_share=a.sliced_share)
+_t = time.process_time()
+T.init_patch_embed(model, config, _init_settings, a.seed, {s.key for s in task.heldout_samples(0)})
+print(f"init {a.patch_init} residual x{a.residual_scale}: {time.process_time() - _t:.1f}s cpu", flush=True)
 held = [s for s in held if task.KIND_OF[s.question] in kinds]
 held_px = [overview(s.image) for s in held]
 def targets_of(sc):
@@ -74,12 +87,15 @@ def next_scene():
 
 res = model.resampler
 attn_ids = {id(p) for p in (*res.attn.parameters(), *res.ln_kv.parameters())}
+patch_ids = {id(p) for p in model.vpm.patch_embed.parameters()} if a.lr_patch is not None else set()
 groups = [
-    {"params": list(model.vpm.parameters()), "lr_base": a.lr_vit},
+    {"params": [p for p in model.vpm.parameters() if id(p) not in patch_ids], "lr_base": a.lr_vit},
+    {"params": [p for p in model.vpm.parameters() if id(p) in patch_ids], "lr_base": a.lr_patch},
     {"params": [p for p in res.parameters() if p.requires_grad and id(p) in attn_ids], "lr_base": a.lr_attn},
     {"params": [p for p in res.parameters() if p.requires_grad and id(p) not in attn_ids], "lr_base": a.lr_res},
     {"params": list(probe.parameters()) + (list(dprobe.parameters()) if a.dense else []), "lr_base": a.lr},
 ]
+groups = [g for g in groups if g["params"]]
 opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
 params = [p for g in groups for p in g["params"]]
 print(json.dumps(vars(a)), flush=True)

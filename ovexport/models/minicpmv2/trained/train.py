@@ -68,6 +68,18 @@ class TrainSettings:
     # max of the tower's patch features of the whole image) beside the answers' loss, in pretraining and the full
     # steps; 0 = off (and the run is exactly the run without it)
     pool_weight: float = 1.0
+    # the patch embedding (``vpm.patch_embed.proj``, SigLIP's 14-px conv) at initialisation (``init_patch_embed``):
+    # "default" (timm's), "pca" (whitened principal components of 14x14x3 patches of the training stream's first
+    # ``patch_init_scenes`` scenes) or "dct" (low-frequency 2-D DCT filters of luminance and two colour-opponent
+    # channels); its output channels start at ``patch_init_rms``
+    patch_init: str = "default"
+    patch_init_scenes: int = 128
+    patch_init_rms: float = 0.3
+    # the ViT blocks' residual branches (``attn.proj``, ``mlp.fc2``) start at this x timm's scale (1.0: unchanged;
+    # small: the blocks start near identity, so the patch features reach the resampler intact)
+    vit_residual_scale: float = 1.0
+    # the patch embedding learns at lr x this (None: as the rest of the vision tower, ``vision_lr_scale``; 0: frozen)
+    patch_lr_scale: float | None = None
 
 
 @dataclass
@@ -166,6 +178,68 @@ def init_weights(model: MiniCPMV2, config: MiniCPMV2Config) -> None:
         r.proj.copy_(torch.randn_like(r.proj) * IMAGE_FEATURE_RMS * d ** -0.5)
         model.llm.model.embed_tokens.weight.normal_(0.0, TEXT_EMBED_RMS / config.scale_emb)
         model.llm.lm_head.weight.normal_(0.0, 0.02)
+
+
+def _patches(pixels: list[np.ndarray], p: int, stride: int) -> np.ndarray:
+    """Every p x p patch (top-left corners ``stride`` apart) of each [3, H, W] image, as rows [N, 3*p*p] in the
+    conv weight's (channel, row, column) order."""
+    rows = []
+    for px in pixels:
+        win = np.lib.stride_tricks.sliding_window_view(px, (p, p), axis=(1, 2))[:, ::stride, ::stride]  # [3,h,w,p,p]
+        rows.append(win.transpose(1, 2, 0, 3, 4).reshape(-1, 3 * p * p))
+    return np.concatenate(rows).astype(np.float64)
+
+
+def _dct_filters(p: int, n: int) -> np.ndarray:
+    """``n`` filters [n, 3, p, p]: 2-D DCT-II bases of lowest frequency (u + v, then u) on luminance (the RGB mean),
+    the first few also on two colour-opponent channels (R - G, (R + G)/2 - B): 3/4 of ``n`` on luminance."""
+    k = np.arange(p)
+    basis = [np.cos(np.pi * (k + 0.5) * f / p) for f in range(p)]
+    freqs = sorted(((u, v) for u in range(p) for v in range(p)), key=lambda uv: (uv[0] + uv[1], uv[0]))
+    colours = [np.array([1.0, 1.0, 1.0]) / 3, np.array([1.0, -1.0, 0.0]), np.array([0.5, 0.5, -1.0])]
+    n_lum = n - 2 * ((n // 4) // 2)
+    out = []
+    for c, count in ((0, n_lum), (1, (n - n_lum) // 2), (2, n - n_lum - (n - n_lum) // 2)):
+        for u, v in freqs[:count]:
+            out.append(colours[c][:, None, None] * np.outer(basis[u], basis[v])[None])
+    return np.stack(out)
+
+
+def init_patch_embed(model: MiniCPMV2, config: MiniCPMV2Config, settings: "TrainSettings", seed: int,
+                     exclude: set[str]) -> None:
+    """``settings.patch_init`` ("pca" or "dct") for the patch embedding, from the patches of the overview images of
+    the first ``settings.patch_init_scenes`` scenes of the seed's training stream (held-out images excluded, as in
+    training): each output channel is one filter, centred and scaled to ``settings.patch_init_rms`` over those
+    patches; then the ViT blocks' residual branches are scaled by ``settings.vit_residual_scale``."""
+    conv = model.vpm.patch_embed.proj
+    width, p = conv.out_channels, config.patch_size
+    if settings.patch_init != "default":
+        stream = task.training_stream(seed, exclude, settings.sliced_share)
+        pixels = [_overview_pixels(config, next(stream).image) for _ in range(settings.patch_init_scenes)]
+        x = _patches(pixels, p, p // 2)
+        mean = x.mean(0)
+        if settings.patch_init == "pca":
+            cov = np.cov(x - mean, rowvar=False)
+            vals, vecs = np.linalg.eigh(cov)
+            order = np.argsort(vals)[::-1][:width]
+            # whitened: every component at unit variance; the floor keeps the weakest (noise) ones from blowing up
+            w = vecs[:, order].T / np.sqrt(np.maximum(vals[order], 1e-3 * vals[order[0]]))[:, None]
+            w *= np.sign(w.sum(1, keepdims=True) + 1e-12)        # eigenvector signs: a fixed convention
+        elif settings.patch_init == "dct":
+            w = _dct_filters(p, width).reshape(width, -1)
+        else:
+            raise ValueError(f"unknown patch_init {settings.patch_init!r}")
+        y = (x - mean) @ w.T
+        w = w * (settings.patch_init_rms / np.maximum(y.std(0), 1e-8))[:, None]
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w.reshape(conv.weight.shape)).to(conv.weight.dtype))
+            conv.bias.copy_(torch.from_numpy(-(w @ mean)).to(conv.bias.dtype))
+    if settings.vit_residual_scale != 1.0:
+        with torch.no_grad():
+            for block in model.vpm.blocks:
+                for lin in (block.attn.proj, block.mlp.fc2):
+                    lin.weight.mul_(settings.vit_residual_scale)
+                    lin.bias.mul_(settings.vit_residual_scale)
 
 
 def _encode_images_and_patches(model: MiniCPMV2,
@@ -350,13 +424,14 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _part_of(model: MiniCPMV2) -> dict[int, str]:
+def _part_of(model: MiniCPMV2, patch_apart: bool = False) -> dict[int, str]:
     """id(parameter) -> "regions" (the resampler's attention pattern: queries, ln_q, ln_kv, the attention's
     input projections) or "vision" (the rest of the vision tower and resampler); LLM and probe are absent."""
     r = model.resampler
     regions = {id(p) for p in (r.query, *r.ln_q.parameters(), *r.ln_kv.parameters(), r.attn.in_proj_weight,
                                r.attn.in_proj_bias) if p is not None}
-    return {id(p): "regions" if id(p) in regions else "vision"
+    patch = {id(p) for p in model.vpm.patch_embed.parameters()} if patch_apart else set()
+    return {id(p): "regions" if id(p) in regions else "patch" if id(p) in patch else "vision"
             for p in (*model.vpm.parameters(), *model.resampler.parameters())}
 
 
@@ -364,7 +439,7 @@ def _param_groups(model: MiniCPMV2, params: list[nn.Parameter], weight_decay: fl
                   scales: dict[str, float]) -> list[dict]:
     """AdamW groups of ``params``: per part (``_part_of``, else "rest") at lr x ``scales[part]``; no weight decay
     on vectors. A part missing from ``scales`` is left out (frozen)."""
-    part = _part_of(model)
+    part = _part_of(model, "patch" in scales)
     groups = []
     for name, scale in scales.items():
         mine = [p for p in params if part.get(id(p), "rest") == name]
@@ -393,7 +468,10 @@ def pretrain_vision(model: MiniCPMV2, probe: ImageProbe, stream: Iterator[task.S
     groups = _param_groups(model, params, settings.weight_decay,
                            {"regions": settings.pretrain_vision_lr_scale * settings.regions_lr_scale
                             / settings.vision_lr_scale if settings.vision_lr_scale else 0.0,
-                            "vision": settings.pretrain_vision_lr_scale, "rest": 1.0})
+                            "vision": settings.pretrain_vision_lr_scale, "rest": 1.0,
+                            **({} if settings.patch_lr_scale is None else
+                               {"patch": settings.pretrain_vision_lr_scale * settings.patch_lr_scale
+                                / settings.vision_lr_scale if settings.vision_lr_scale else 0.0})})
     opt = torch.optim.AdamW(groups, lr=settings.pretrain_lr, betas=(0.9, 0.98))
     steps, warmup = settings.pretrain_steps, min(settings.warmup, settings.pretrain_steps // 4 + 1)
     total = steps + settings.steps
@@ -440,6 +518,7 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
         torch.manual_seed(seed)
         model = MiniCPMV2(config)
         init_weights(model, config)
+        init_patch_embed(model, config, settings, seed, exclude)
         model.train()
         probe = ImageProbe(config.hidden_size)
         # made only when used: it draws its initial weights from torch's generator
@@ -453,7 +532,8 @@ def train(config_dict: dict, tok: MiniCPMVTokenizer, seed: int, exclude: set[str
             pretrain_vision(model, probe, stream, settings, progress, dense, pool)
         groups = _param_groups(model, params, settings.weight_decay,
                                {"regions": settings.regions_lr_scale, "vision": settings.vision_lr_scale,
-                                "rest": 1.0})
+                                "rest": 1.0, **({} if settings.patch_lr_scale is None else
+                                                {"patch": settings.patch_lr_scale})})
         opt = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98))
 
         def lr_at(step: int) -> float:
