@@ -72,14 +72,14 @@ class TrainSettings:
     # "default" (timm's), "pca" (whitened principal components of 14x14x3 patches of the training stream's first
     # ``patch_init_scenes`` scenes) or "dct" (low-frequency 2-D DCT filters of luminance and two colour-opponent
     # channels); its output channels start at ``patch_init_rms``
-    patch_init: str = "default"
+    patch_init: str = "pca"
     patch_init_scenes: int = 128
     patch_init_rms: float = 0.3
     # the ViT blocks' residual branches (``attn.proj``, ``mlp.fc2``) start at this x timm's scale (1.0: unchanged;
     # small: the blocks start near identity, so the patch features reach the resampler intact)
-    vit_residual_scale: float = 1.0
+    vit_residual_scale: float = 0.1
     # the patch embedding learns at lr x this (None: as the rest of the vision tower, ``vision_lr_scale``; 0: frozen)
-    patch_lr_scale: float | None = None
+    patch_lr_scale: float | None = 0.05
 
 
 @dataclass
