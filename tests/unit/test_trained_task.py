@@ -258,7 +258,9 @@ def test_patch_targets_need_the_minimum_cover():
     assert t.tolist() == [1, 0, 0, 0]
 
 
-def test_dense_loss_changes_the_training_but_not_what_the_checkpoint_holds(tmp_path):
+@pytest.mark.parametrize("aid", ["dense_weight", "pool_weight"])
+def test_a_training_aid_changes_the_training_but_not_what_the_checkpoint_holds(tmp_path, aid):
+    """The dense per-patch loss and the pooled patch probe train the tower; their heads are thrown away."""
     from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
     from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
     from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
@@ -267,26 +269,10 @@ def test_dense_loss_changes_the_training_but_not_what_the_checkpoint_holds(tmp_p
     write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
     tok = MiniCPMVTokenizer.from_dir(tmp_path)
     base = dict(steps=2, batch_size=2, pretrain_steps=1, pretrain_batch=2, warmup=1)
-    off, _ = train(cfg, tok, 0, set(), TrainSettings(**base, dense_weight=0.0))
-    on, _ = train(cfg, tok, 0, set(), TrainSettings(**base, dense_weight=1.0))
+    off, _ = train(cfg, tok, 0, set(), TrainSettings(**base, **{aid: 0.0}))
+    on, _ = train(cfg, tok, 0, set(), TrainSettings(**base, **{aid: 1.0}))
     a, c = off.state_dict(), on.state_dict()
-    assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)   # the dense head is thrown away
-    assert not torch.equal(a["vpm.blocks.0.attn.qkv.weight"], c["vpm.blocks.0.attn.qkv.weight"])
-
-
-def test_pooled_probe_changes_the_training_but_not_what_the_checkpoint_holds(tmp_path):
-    from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
-    from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
-    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
-
-    cfg = trained_config(0)
-    write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
-    tok = MiniCPMVTokenizer.from_dir(tmp_path)
-    base = dict(steps=2, batch_size=2, pretrain_steps=1, pretrain_batch=2, warmup=1)
-    off, _ = train(cfg, tok, 0, set(), TrainSettings(**base, pool_weight=0.0))
-    on, _ = train(cfg, tok, 0, set(), TrainSettings(**base, pool_weight=1.0))
-    a, c = off.state_dict(), on.state_dict()
-    assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)   # the pooled heads are thrown away
+    assert set(a) == set(c) and all(a[k].shape == c[k].shape for k in a)
     assert not torch.equal(a["vpm.blocks.0.attn.qkv.weight"], c["vpm.blocks.0.attn.qkv.weight"])
 
 
