@@ -55,10 +55,8 @@ def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
 def _serve(conn: Any, factory: Callable[..., Any], args: tuple, parent: int, environ: dict[str, str]) -> None:
     """The child's loop: build the object, then answer ``(method, args, kwargs, wants_progress)`` requests. The
     environment is the parent's as of the start (a fork server keeps the one it started with)."""
-    from .isolation import freeze_inherited_objects
-    freeze_inherited_objects()
-    os.environ.clear()
-    os.environ.update(environ)
+    from .isolation import begin_child
+    begin_child(environ)
     _exit_with_parent(parent)
     try:
         try:
