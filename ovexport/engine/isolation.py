@@ -74,9 +74,9 @@ def begin_child(environ: dict[str, str]) -> None:
     """What a step's or a worker's child does first: freeze what it inherited, then take ``environ`` (the
     parent's environment as of the start; a fork server keeps the one it started with).
 
-    Freezing moves every object this process holds now (a forked child: the server's imports, ~500 000 objects of torch,
-    timm, OpenVINO, NNCF) to the garbage collector's permanent generation, so that the full collections that
-    free a released model (``util.memory.release_memory``, 0.25 s each over those objects, several per validate
+    Freezing moves every object this process holds now (a forked child: the server's imports, ~500 000 objects
+    of torch, timm, OpenVINO, NNCF) to the garbage collector's permanent generation, so that the full collections
+    that free a released model (``util.memory.release_memory``, 0.25 s each over those objects, several per validate
     step) scan only what the child made itself. Those objects are still freed by reference counting; only a
     reference cycle among them would outlive the child, which is short-lived."""
     gc.freeze()
