@@ -31,6 +31,8 @@ COLUMNS = [  # (key, header, format)
     ("llm_compressed_pct", "LLM compressed %", "{:.1f}"),
     ("ttft_ms", "TTFT ms", "{:.1f}"),
     ("decode_tok_s", "decode tok/s", "{:.1f}"),
+    ("ttft_vs_first", "TTFT x first", "{:.2f}"),
+    ("decode_vs_first", "decode x first", "{:.2f}"),
 ]
 
 
@@ -47,6 +49,9 @@ def flat_row(v: dict) -> dict:
     if s:
         row["ttft_ms"] = s.get("ttft_ms")
         row["decode_tok_s"] = s.get("decode_tokens_per_s")
+        # ours / the first variant's, from runs interleaved with it (the first variant itself: 1)
+        r = next(iter(s["first"]["ratios"].values())) if s.get("first") else {"ttft": 1.0, "decode_tokens_per_s": 1.0}
+        row["ttft_vs_first"], row["decode_vs_first"] = r.get("ttft"), r.get("decode_tokens_per_s")
     row["overrides"] = " ".join(v.get("overrides", []))
     return row
 
@@ -186,6 +191,12 @@ def markdown(result: dict, rows: list[dict]) -> str:
     lines += ["", "Bold: on the Pareto front of LLM size vs accuracy. KL: mean/p99/max per-token KL divergence "
               "(nats) from the reference, teacher-forced on the reference's answers; PPL ratio: perplexity of those "
               "answers relative to the reference; exact/ROUGE-L: free generation against the reference's answers.", ""]
+    if any(r.get("ttft_ms") is not None for r in rows):
+        first = next((v["label"] for v in result.get("variants", []) if v.get("speed")), "the first variant")
+        cpu = result.get("cpu") or {}
+        lines += [f"Speed (`--speed`, as `ovexport bench`: the first image, {', '.join(cpu.get('flags') or []) or '?'} "
+                  f"CPU flags): TTFT and decode tokens/s medians; x first = this variant / {first}, their runs "
+                  "interleaved on the same machine (below 1 is faster for TTFT, above 1 for decode).", ""]
     if result.get("machine"):
         lines.append(f"Machine: {result['machine']}.")
     return "\n".join(lines) + "\n"

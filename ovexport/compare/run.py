@@ -93,29 +93,46 @@ class _Progress:
 
 def _variant_key(compress_fp: str, ref_key: dict, es, opts: EvalOptions) -> str:
     doc = {"compress": compress_fp, "reference": ref_key, "evalset": es.digest, "max_new_tokens": opts.max_new_tokens,
-           "ov_config": opts.ov_config, "device": opts.device, "speed": opts.speed and opts.speed_runs,
-           "code": code_digest(*EVAL_CODE)}
+           "ov_config": opts.ov_config, "device": opts.device, "code": code_digest(*EVAL_CODE)}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
-def _speed(ir_dir: Path, meta_dir: Path, family, opts: EvalOptions, progress=None) -> dict:
-    """TTFT and decode speed as ``ovexport bench`` measures them (runtime defaults, not the pinned f32)."""
-    from ovexport.runtime.bench import run_bench
-    from ovexport.runtime.ov_models import BundleModels
-    from ovexport.runtime.pipeline import Pipeline
+SPEED_FIGURES = ("vision_ms", "ttft_ms", "decode_tokens_per_s")
+
+
+def _speed_key(variant: dict, first: dict, opts: EvalOptions) -> str:
+    """What decides a variant's speed figures: its IRs, the first variant's (the side-by-side baseline), the runs,
+    the device and this CPU (a figure from another machine is not reused)."""
+    doc = {"variant": variant["key"], "first": first["key"], "runs": opts.speed_runs, "device": opts.device,
+           "cpu": cpu_info(), "code": code_digest("runtime")}
+    return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
+
+
+def _speed(v: dict, opts: EvalOptions, first: dict | None, progress=None) -> dict:
+    """TTFT and decode speed as ``ovexport bench`` measures them (runtime defaults, not the pinned f32), with the
+    first variant's runs interleaved run for run when ``first`` is given (``bench --baseline``): ratios from the
+    same minutes of the same machine."""
+    from ovexport.runtime.bench import ir_pipeline, run_bench
     from ovexport.util.memory import release_memory
 
-    pipe = Pipeline(ir_dir, BundleModels(ir_dir, opts.device), family.runtime(meta_dir))
+    pipe = ir_pipeline(Path(v["ir_dir"]), Path(v["meta_dir"]), opts.device)
     try:
-        res = run_bench(pipe, runs=opts.speed_runs, warmup=1, max_new_tokens=32, progress=progress)
+        res = run_bench(pipe, runs=opts.speed_runs, warmup=1, max_new_tokens=32, progress=progress,
+                        baseline=first and first["ir_dir"], baseline_meta=first and first["meta_dir"])
     finally:
         del pipe
         release_memory()
-    first = next(iter(res["cases"].values()))
-    return {"ttft_ms": first["ttft_ms"], "decode_tokens_per_s": first["decode_tokens_per_s"],
-            "vision_ms": first["vision_ms"], "cases": {k: {kk: v[kk] for kk in ("vision_ms", "ttft_ms",
-                                                                                 "decode_tokens_per_s")}
-                                                      for k, v in res["cases"].items()}}
+
+    def figures(cases: dict) -> dict:
+        return {k: {kk: c[kk] for kk in SPEED_FIGURES} for k, c in cases.items()}
+
+    out = {"cases": figures(res["cases"]), "runs": opts.speed_runs, "cpu": res["cpu"],
+           "read_bandwidth_gb_s": res["bandwidth"]["read_bandwidth_gb_s"]}
+    out.update(next(iter(out["cases"].values())))
+    if first is not None:
+        out["first"] = {"label": first["label"], "cases": figures(res["baseline"]["cases"]),
+                        "ratios": res["baseline"]["ratios"]}
+    return out
 
 
 def _save_variant(out: Path, name: str, data: dict) -> None:
@@ -197,11 +214,9 @@ class Comparison:
             res = evaluate_irs(ir_dir, meta_dir, self.family, self.evalset, self.reference, self.opts.max_new_tokens,
                                self.opts.ov_config, self.opts.device, progress=tick)
         data = {"key": key, "name": name, "label": label, "overrides": list(overrides), "ir_dir": str(ir_dir),
-                "compress_fingerprint": compress_fingerprint,
+                "meta_dir": str(meta_dir), "compress_fingerprint": compress_fingerprint,
                 "metrics": res["metrics"], "answers": res["answers"], "cost": ir_cost(ir_dir),
                 "eval_seconds": round(time.monotonic() - t0, 2)}
-        if self.opts.speed:
-            data["speed"] = _speed(ir_dir, meta_dir, self.family, self.opts)
         _save_variant(self.out, name, data)
         m = data["metrics"]
         self.console.print(f"  {label}: KL mean {m['kl_mean']:.4g}, top-1 {m['top1_agreement']:.3f}, exact vs ref "
@@ -209,6 +224,42 @@ class Comparison:
                                                         if m.get("task_accuracy") is not None else ""),
                            highlight=False, soft_wrap=True)
         return data
+
+    def measure_speed(self, variants: list[dict]) -> None:
+        """``--speed``, once every variant is scored: each variant timed side by side with the first (runs
+        interleaved, as ``bench --baseline``), so the ratios compare minutes of the same machine; the first
+        variant's own figures are those of its runs beside the second. Kept per variant until its IRs, the
+        first's or this CPU change."""
+        if not self.opts.speed or not variants:
+            return
+        first = variants[0]
+        todo = [(i, v) for i, v in enumerate(variants)
+                if (v.get("speed") or {}).get("key") != _speed_key(v, first, self.opts)]
+        if not todo:
+            self.console.print("speed: up to date", highlight=False)
+            return
+        self.console.rule(f"[bold]speed[/]: {len(variants)} variants, each beside {first['label']}")
+        for i, v in todo:
+            if i == 0 and len(variants) > 1:
+                continue                  # measured beside the second variant, below
+            sp = _speed(v, self.opts, first if i > 0 else None,
+                        progress=lambda msg, lab=v["label"]: self.console.print(f"  {lab}: {msg}", highlight=False,
+                                                                                soft_wrap=True))
+            if i > 0:
+                if (first.get("speed") or {}).get("key") != _speed_key(first, first, self.opts):
+                    cases = sp["first"]["cases"]
+                    first["speed"] = {"cases": cases, **next(iter(cases.values())), "runs": sp["runs"],
+                                      "cpu": sp["cpu"], "beside": v["label"], "key": _speed_key(first, first, self.opts)}
+                    _save_variant(self.out, first["name"], first)
+            sp["key"] = _speed_key(v, first, self.opts)
+            v["speed"] = sp
+            _save_variant(self.out, v["name"], v)
+            r = (sp.get("first") or {}).get("ratios") or {}
+            case = next(iter(r), None)
+            self.console.print(f"  {v['label']}: TTFT {sp['ttft_ms']:.0f} ms, decode {sp['decode_tokens_per_s']:.2f} "
+                               f"tok/s" + (f"; x first ({case}): TTFT {r[case]['ttft']}, decode "
+                                           f"{r[case]['decode_tokens_per_s']}" if case else ""),
+                               highlight=False, soft_wrap=True)
 
     def finish(self, title: str, recipe: str, variants: list[dict]) -> dict:
         es = self.evalset
@@ -267,6 +318,7 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
         cmp.prepare(family_for(ckpt), ckpt)
         fp = res.row("compress").fingerprint
         scored.append(cmp.score(recipe.name, v.label, ir_dir, ckpt, fp, v.overrides, compress_fingerprint=fp))
+    cmp.measure_speed(scored)
     title = f"ovexport compare {Path(recipe_path).name}: {len(scored)} variants on {cmp.evalset.name}"
     return cmp.finish(title, Path(recipe_path).name, scored)
 
@@ -296,5 +348,6 @@ def compare_bundles(bundles: Sequence[str], checkpoint: str | None, opts: EvalOp
             label = str(p)
         console.rule(f"[bold]{label}[/]")
         scored.append(cmp.score(label.replace("/", "_").replace("@", "-"), label, p, p, digest_dir(p)[0]))
+    cmp.measure_speed(scored)
     return cmp.finish(f"ovexport compare: {len(scored)} bundles on {cmp.evalset.name}", ", ".join(map(str, paths)),
                       scored)

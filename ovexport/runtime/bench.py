@@ -130,12 +130,14 @@ def ratios(ours: dict, base: dict) -> dict:
 
 
 def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: int = 64,
-              progress: Callable[[str], None] | None = None, baseline: str | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, baseline: str | None = None,
+              baseline_meta: str | None = None) -> dict:
     """Median figures of ``runs`` runs per image after ``warmup``. ``baseline="notebook"`` also runs the
     published notebook's way over the same IRs (``notebook_baseline.py``), each of its runs right after one
-    of ours (interleaved, so that a slow spell of a shared machine hits both), and reports ratios. The baseline
-    runs in its own process (``engine.worker``): ``peak_rss_mb`` is our pipeline's alone, the baseline's is
-    ``baseline.peak_rss_mb``."""
+    of ours (interleaved, so that a slow spell of a shared machine hits both), and reports ratios; a directory
+    runs those IRs through our runtime instead (an A/B of two compression settings; ``baseline_meta``: where its
+    tokenizer and config are, when that directory holds IRs only). The baseline runs in its own process
+    (``engine.worker``): ``peak_rss_mb`` is our pipeline's alone, the baseline's is ``baseline.peak_rss_mb``."""
     if baseline is not None and baseline not in BASELINES and not Path(baseline).is_dir():
         from ovexport.errors import InputError
         raise InputError(f"unknown baseline {baseline!r}: neither {' nor '.join(BASELINES)} nor a bundle directory",
@@ -156,7 +158,8 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
         if progress:
             progress(f"{baseline} baseline: loading the bundle in its own process")
         server, bundle = ((NotebookServer, pipe.bundle) if baseline in BASELINES else (BundleServer, Path(baseline)))
-        with Worker(server, str(bundle), pipe.models.device, dict(pipe.models.config),
+        extra = (str(baseline_meta),) if baseline_meta is not None and server is BundleServer else ()
+        with Worker(server, str(bundle), pipe.models.device, dict(pipe.models.config), *extra,
                     name=f"{baseline} baseline") as nb:
             out["baseline"] = {"name": baseline, "compile_s": round(nb.call("load_seconds"), 3), "cases": {},
                                "ratios": {}}
@@ -173,10 +176,14 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
 
 class BundleServer:
     """``bench --baseline BUNDLE``: another bundle through our runtime, in its own process (the same OpenVINO
-    config), so two compression settings are timed side by side, run for run, on the same machine."""
+    config), so two compression settings are timed side by side, run for run, on the same machine. ``meta``: the
+    folder with the tokenizer and config when ``bundle`` holds IRs only (a compare variant's compress output)."""
 
-    def __init__(self, bundle: str, device: str, config: dict):
-        self.pipe = Pipeline.load(bundle, device=device, ov_config=config)
+    def __init__(self, bundle: str, device: str, config: dict, meta: str | None = None):
+        if meta is None:
+            self.pipe = Pipeline.load(bundle, device=device, ov_config=config)
+        else:
+            self.pipe = ir_pipeline(Path(bundle), Path(meta), device, config)
 
     def load_seconds(self) -> float:
         return self.pipe.load_s
@@ -185,6 +192,18 @@ class BundleServer:
         config = GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
         r, calls = _answer_once(self.pipe, synthetic_image(width, height), config)
         return {"tokens": list(r.token_ids), "timings": r.timings, "encoder_calls": calls}
+
+
+def ir_pipeline(ir_dir: Path, meta_dir: Path, device: str, config: dict | None = None) -> Pipeline:
+    """A pipeline over a folder of IRs whose tokenizer and config live elsewhere (a checkpoint)."""
+    from ovexport.models.registry import family_for
+
+    from .ov_models import BundleModels
+
+    t0 = time.perf_counter()
+    pipe = Pipeline(ir_dir, BundleModels(ir_dir, device, config), family_for(meta_dir).runtime(meta_dir))
+    pipe.load_s = time.perf_counter() - t0
+    return pipe
 
 
 def _answer_once(pipe: Pipeline, img, config: GenerationConfig):

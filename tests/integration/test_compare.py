@@ -166,3 +166,29 @@ def test_other_eval_sets_score_the_built_variants(compared, tmp_path, kind):
     assert res["evalset"]["has_answers"] is (kind == "dataset")
     row = next(x for x in res["rows"] if not x.get("is_reference"))
     assert (row["task_accuracy"] is None) is (kind == "generated") and row["kl_mean"] > 0
+
+
+def test_speed_is_measured_beside_the_first_variant_without_rescoring(compared, eval_folder):
+    """``--speed`` on a finished compare: accuracy read back (not rescored), each variant timed with the first's
+    runs interleaved (ratios in the table), the first's own figures from those runs; a rerun measures nothing."""
+    root, out, _, _ = compared
+    args = ["compare", INT4, "--set", f"output.root={root}", *VARIANTS, "--eval", str(eval_folder),
+            "--max-new-tokens", "6", "--speed", "--speed-runs", "1"]
+    r = ovexport(*args)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("up to date (variants/") == 4, r.output       # scores kept: speed is not in their key
+    res = json.loads((out / "compare.json").read_text())
+    speed = {v["label"]: v["speed"] for v in res["variants"]}
+    assert speed["base"]["beside"] == "llm=null" and "first" not in speed["base"]
+    for label in ("llm=null", "llm={mode: int8_asym}", "llm.ratio=1.0"):
+        s = speed[label]
+        assert s["first"]["label"] == "base" and set(s["cases"]) == {"448x448", "1344x896"}
+        assert s["ttft_ms"] > 0 and s["decode_tokens_per_s"] > 0 and s["cpu"]["flags"]
+        ratio = s["first"]["ratios"]["448x448"]["ttft"]
+        assert ratio == pytest.approx(s["ttft_ms"] / s["first"]["cases"]["448x448"]["ttft_ms"], rel=0.01)
+    rows = {row["label"]: row for row in res["rows"]}
+    assert rows["base"]["ttft_vs_first"] == 1.0 and rows["llm=null"]["decode_vs_first"] > 0
+    assert "TTFT x first" in r.output and "interleaved" in (out / "compare.md").read_text()
+    again = ovexport(*args)
+    assert again.exit_code == 0 and "speed: up to date" in again.output, again.output
+    assert json.loads((out / "compare.json").read_text())["variants"] == res["variants"]
