@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ovexport.util.machine import cpu_info
+
 from .generation import GenerationConfig
 from .pipeline import Conversation, Pipeline
 
@@ -84,26 +86,6 @@ def _median(xs: list[float]) -> float:
 BASELINES = ("notebook",)   # or the directory of another bundle: it runs through our runtime (an A/B of two bundles)
 # figure -> (key in a case, "lower" or "higher" is better); ratios are ours / baseline for every figure
 RATIO_FIGURES = {"vision": "vision_ms", "ttft": "ttft_ms", "decode_tokens_per_s": "decode_tokens_per_s"}
-
-
-def cpu_info() -> dict:
-    """CPU model and the ISA flags that decide OpenVINO's kernels (written next to every figure)."""
-    import platform
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name") and ":" in line:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and ":" in line:
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8")
-    import os
-    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
 
 
 def _samples() -> dict[str, list[float]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import platform
 
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 
 
 def cpu_info() -> dict:
+    """CPU model, cores and the ISA flags that decide OpenVINO's kernels (written next to every figure)."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -20,9 +21,9 @@ def cpu_info() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
 
 
 def describe() -> str:
     info = cpu_info()
-    return f"{info['cpu']}, {info['cores']} cores, {'/'.join(info['flags']) or 'no AVX2'}"
+    return f"{info['model']}, {info['cores']} cores, {'/'.join(info['flags']) or 'no AVX2'}"
