@@ -33,7 +33,8 @@ def evaluate_irs(ir_dir: Path, meta_dir: Path, family, evalset: EvalSet, referen
     metrics.update(scoring.free_generation(reference["texts"], texts))
     acc = scoring.task_accuracy([it.answer for it in evalset.items], texts)
     metrics["task_accuracy"] = acc
-    return {"metrics": metrics, "answers": texts}
+    kl_per_question = metrics.pop("kl_per_question", None)
+    return {"metrics": metrics, "answers": texts, "kl_per_question": kl_per_question}
 
 
 def reference_metrics(evalset: EvalSet, reference: dict) -> dict:

@@ -21,6 +21,8 @@ COLUMNS = [  # (key, header, format)
     ("kl_mean", "KL mean", "{:.4g}"),
     ("kl_p99", "KL p99", "{:.4g}"),
     ("kl_max", "KL max", "{:.4g}"),
+    ("kl_vs_first", "KL x first", "{:.2f}"),
+    ("kl_vs_first_ci", "95% CI", "{}"),
     ("top1_agreement", "top-1", "{:.3f}"),
     ("ppl_ratio", "PPL ratio", "{:.4f}"),
     ("exact_match", "exact vs ref", "{:.3f}"),
@@ -40,6 +42,10 @@ def flat_row(v: dict) -> dict:
     m, c, s = v.get("metrics", {}), v.get("cost", {}), v.get("speed") or {}
     row = {"label": v["label"], "name": v.get("name", ""), **{k: m.get(k) for k in
            ("kl_mean", "kl_p99", "kl_max", "top1_agreement", "ppl_ratio", "exact_match", "rougeL", "task_accuracy")}}
+    k = v.get("kl_vs_first")
+    if k:
+        row["kl_vs_first"], row["kl_vs_first_lo"], row["kl_vs_first_hi"] = k["ratio"], k["lo"], k["hi"]
+        row["kl_vs_first_ci"] = f"{k['lo']:.2f}-{k['hi']:.2f}"
     if c:
         row["llm_mb"] = c["llm_bytes"] / 1e6
         row["size_mb"] = c["size_bytes"] / 1e6
@@ -102,7 +108,8 @@ def table(rows: list[dict], title: str) -> Table:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    keys = ["label", "name"] + [k for k, _, _ in COLUMNS[1:]] + ["llm_bytes_per_token", "llm_int4_pct", "overrides"]
+    keys = (["label", "name"] + [k for k, _, _ in COLUMNS[1:] if k != "kl_vs_first_ci"]
+            + ["kl_vs_first_lo", "kl_vs_first_hi", "llm_bytes_per_token", "llm_int4_pct", "overrides"])
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
@@ -189,7 +196,8 @@ def markdown(result: dict, rows: list[dict]) -> str:
             cells[0] = f"**{cells[0]}**"
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Bold: on the Pareto front of LLM size vs accuracy. KL: mean/p99/max per-token KL divergence "
-              "(nats) from the reference, teacher-forced on the reference's answers; PPL ratio: perplexity of those "
+              "(nats) from the reference, teacher-forced on the reference's answers; KL x first: mean KL over the "
+              "first variant's, with a 95 % paired bootstrap interval over questions; PPL ratio: perplexity of those "
               "answers relative to the reference; exact/ROUGE-L: free generation against the reference's answers.", ""]
     if any(r.get("ttft_ms") is not None for r in rows):
         first = next((v["label"] for v in result.get("variants", []) if v.get("speed")), "the first variant")

@@ -20,6 +20,7 @@ from ovexport.engine.atomic import atomic_write_text
 from ovexport.engine.fingerprint import canonical_json
 from ovexport.errors import InputError
 from ovexport.evaluation import evalset as evalsets
+from ovexport.evaluation import scoring
 from ovexport.engine.peak_rss import peak_rss_self
 from ovexport.evaluation.reference import reference_answers
 from ovexport.evaluation.reference_cache import ReferenceCache, default_root
@@ -215,7 +216,8 @@ class Comparison:
                                self.opts.ov_config, self.opts.device, progress=tick)
         data = {"key": key, "name": name, "label": label, "overrides": list(overrides), "ir_dir": str(ir_dir),
                 "meta_dir": str(meta_dir), "compress_fingerprint": compress_fingerprint,
-                "metrics": res["metrics"], "answers": res["answers"], "cost": ir_cost(ir_dir),
+                "metrics": res["metrics"], "answers": res["answers"], "kl_per_question": res["kl_per_question"],
+                "cost": ir_cost(ir_dir),
                 "eval_seconds": round(time.monotonic() - t0, 2)}
         _save_variant(self.out, name, data)
         m = data["metrics"]
@@ -263,6 +265,9 @@ class Comparison:
 
     def finish(self, title: str, recipe: str, variants: list[dict]) -> dict:
         es = self.evalset
+        for v in variants[1:]:           # KL over the first variant's, paired on the same questions
+            v["kl_vs_first"] = scoring.kl_ratio_ci(v.get("kl_per_question") or [],
+                                                   variants[0].get("kl_per_question") or [])
         ref_row = {"label": "reference", "name": "reference", "is_reference": True,
                    **reference_metrics(es, self.reference)}
         rows = report.ranked([ref_row] + [{**report.flat_row(v), "is_reference": False} for v in variants])

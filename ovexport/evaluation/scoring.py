@@ -6,7 +6,9 @@ included), pooled over every position of every question:
 - ``kl_mean`` / ``kl_p99`` / ``kl_max``: KL(reference || variant) of the next-token distributions, in nats;
 - ``top1_agreement``: share of positions whose most likely token is the same on both sides;
 - ``ppl_ratio``: perplexity of the reference's answers under the variant over their perplexity under the
-  reference (``exp(mean NLL_variant - mean NLL_reference)``; 1.0 = no loss).
+  reference (``exp(mean NLL_variant - mean NLL_reference)``; 1.0 = no loss);
+- ``kl_per_question``: each question's summed KL, for paired comparisons of two variants on the same questions
+  (``kl_ratio_ci``: one variant's mean KL over another's, with a bootstrap confidence interval).
 
 Free generation (each side answers greedily on its own):
 
@@ -45,9 +47,10 @@ def kl_rows(ref_logp: np.ndarray, test_logp: np.ndarray) -> np.ndarray:
 def teacher_forced(ref_logp: Sequence[np.ndarray], test_logp: Sequence[np.ndarray],
                    tokens: Sequence[Sequence[int]]) -> dict[str, float]:
     """Pooled teacher-forced metrics over questions (lists of [n_i, V] log-probs and their n_i tokens)."""
-    kls, agree, nll_ref, nll_test = [], [], [], []
+    kls, agree, nll_ref, nll_test, per_question = [], [], [], [], []
     for r, t, toks in zip(ref_logp, test_logp, tokens):
         if len(toks) == 0:
+            per_question.append(0.0)
             continue
         r = np.asarray(r, np.float64)
         t = np.asarray(t, np.float64)
@@ -55,6 +58,7 @@ def teacher_forced(ref_logp: Sequence[np.ndarray], test_logp: Sequence[np.ndarra
             raise ValueError(f"reference log-probs {r.shape} and variant log-probs {t.shape} differ")
         idx = np.asarray(toks, np.int64)
         kls.append(kl_rows(r, t))
+        per_question.append(float(kls[-1].sum()))
         agree.append(r.argmax(-1) == t.argmax(-1))
         rows = np.arange(len(idx))
         nll_ref.append(-r[rows, idx])
@@ -70,7 +74,23 @@ def teacher_forced(ref_logp: Sequence[np.ndarray], test_logp: Sequence[np.ndarra
         "kl_max": float(kl.max()),
         "top1_agreement": float(np.concatenate(agree).mean()),
         "ppl_ratio": float(np.exp(np.concatenate(nll_test).mean() - np.concatenate(nll_ref).mean())),
+        "kl_per_question": per_question,
     }
+
+
+def kl_ratio_ci(kl_a: Sequence[float], kl_b: Sequence[float], level: float = 0.95, resamples: int = 2000,
+                seed: int = 0) -> dict[str, float] | None:
+    """Mean KL of variant A over variant B's, on the same questions (``kl_per_question`` of both), with a paired
+    bootstrap interval: questions are resampled with replacement and both sums taken over the same draw, so what
+    the questions share (hard ones are hard for both) cancels. None when B has no divergence to divide by."""
+    a, b = np.asarray(kl_a, np.float64), np.asarray(kl_b, np.float64)
+    if a.shape != b.shape or a.size == 0 or b.sum() <= 0:
+        return None
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
+    sa, sb = a[idx].sum(1), b[idx].sum(1)
+    ratios = sa[sb > 0] / sb[sb > 0]
+    lo, hi = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
+    return {"ratio": float(a.sum() / b.sum()), "lo": float(lo), "hi": float(hi), "level": level}
 
 
 def normalise_answer(text: str | None) -> str:

@@ -61,6 +61,11 @@ def test_compare_ranks_fp32_first_and_int4_ratio_1_above_int8(compared):
     assert rows["llm=null"]["llm_compressed_pct"] == 0 and int8["llm_compressed_pct"] == 100
     assert int4["llm_int4_pct"] > rows["base"]["llm_int4_pct"] > 0   # the lm_head stays int8 (backup mode)
     assert res["random_weights"] is True and res["evalset"]["items"] == 4
+    # KL over the first variant's (the int4 recipe), paired on the same 4 questions, with its interval
+    assert "kl_vs_first" not in rows["base"]
+    for label in ("llm=null", "llm={mode: int8_asym}", "llm.ratio=1.0"):
+        assert rows[label]["kl_vs_first_lo"] <= rows[label]["kl_vs_first"] <= rows[label]["kl_vs_first_hi"]
+    assert rows["llm=null"]["kl_vs_first_hi"] < 0.01 and int8["kl_vs_first_hi"] < 1
     # the reference was computed in a process of its own, which reported its peak memory
     assert res["reference"]["cached"] is False and res["reference"]["peak_rss_bytes"] > 50e6
     assert res["peak_rss_bytes"] > 50e6                  # the compare process's own peak
@@ -188,7 +193,9 @@ def test_speed_is_measured_beside_the_first_variant_without_rescoring(compared, 
         assert ratio == pytest.approx(s["ttft_ms"] / s["first"]["cases"]["448x448"]["ttft_ms"], rel=0.01)
     rows = {row["label"]: row for row in res["rows"]}
     assert rows["base"]["ttft_vs_first"] == 1.0 and rows["llm=null"]["decode_vs_first"] > 0
-    assert "TTFT x first" in r.output and "interleaved" in (out / "compare.md").read_text()
+    md = (out / "compare.md").read_text()
+    assert "TTFT x first" in md and "interleaved" in md and "avx2" in md
+    assert "ttft_vs_first" in (out / "compare.csv").read_text().splitlines()[0]
     again = ovexport(*args)
     assert again.exit_code == 0 and "speed: up to date" in again.output, again.output
     assert json.loads((out / "compare.json").read_text())["variants"] == res["variants"]

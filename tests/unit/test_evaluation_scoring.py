@@ -61,3 +61,29 @@ def test_rouge_l_is_token_overlap_and_counts_cjk_characters():
 def test_task_accuracy_only_over_questions_with_answers():
     assert scoring.task_accuracy([None, None], ["a", "b"]) is None
     assert scoring.task_accuracy(["3", None, "blue"], ["3", "x", "red"]) == 0.5
+
+
+def test_teacher_forced_keeps_each_questions_kl_sum():
+    rng = np.random.default_rng(1)
+    ref = [_logp(rng.normal(size=(n, 11))) for n in (3, 0, 2)]
+    test = [_logp(r + rng.normal(scale=0.3, size=r.shape)) for r in ref]
+    m = scoring.teacher_forced(ref, test, [[1, 2, 3], [], [4, 5]])
+    per_q = m["kl_per_question"]
+    assert len(per_q) == 3 and per_q[1] == 0.0
+    assert sum(per_q) / 5 == pytest.approx(m["kl_mean"])
+
+
+def test_kl_ratio_interval_is_exact_for_proportional_variants_and_brackets_noisy_ones():
+    kl_ratio_ci = scoring.kl_ratio_ci
+    a = np.random.default_rng(0).exponential(size=150)
+    same = kl_ratio_ci(a, a)
+    assert same["ratio"] == same["lo"] == same["hi"] == pytest.approx(1.0)
+    half = kl_ratio_ci(a, 2 * a)
+    assert half["lo"] == pytest.approx(0.5) and half["hi"] == pytest.approx(0.5)
+    # unrelated noise of the same size: the interval is wide and holds both the estimate and 1
+    b = np.random.default_rng(1).exponential(size=150)
+    r = kl_ratio_ci(a, b)
+    assert r["lo"] < r["ratio"] < r["hi"] and r["lo"] < 1 < r["hi"] and r["hi"] - r["lo"] > 0.2
+    # a clear difference is outside 1; the fp32 row (no divergence) cannot be divided by
+    assert kl_ratio_ci(3 * a + b, a)["lo"] > 2
+    assert kl_ratio_ci(a, np.zeros(150)) is None and kl_ratio_ci(a, a[:10]) is None
