@@ -135,7 +135,9 @@ def plot(rows: list[dict], path: Path, title: str) -> Path | None:
     acc_name = "task accuracy" if any(r.get("task_accuracy") is not None for r in pts) else "exact match vs reference"
     # points carry a number; the key under the plots names them (labels beside 20 close points overlap)
     number = {r["label"]: i for i, r in enumerate(pts, 1)}
-    key_rows = -(-len(pts) // 2)
+    # the key in two columns while labels are short, else one (two columns of long labels overlap)
+    key_cols = 2 if max(len(r["label"]) for r in pts) <= 60 else 1
+    key_rows = -(-len(pts) // key_cols)
     fig = plt.figure(figsize=(12, 4.8 + 0.16 * key_rows))
     grid = fig.add_gridspec(2, 2, height_ratios=(4.8, 0.16 * key_rows + 0.3))
     ax1, ax2, ax_key = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
@@ -155,8 +157,9 @@ def plot(rows: list[dict], path: Path, title: str) -> Path | None:
     for i, r in enumerate(pts):
         col, row = divmod(i, key_rows)
         star = " *" if r["label"] in front else ""
-        ax_key.text(0.5 * col, 1 - (row + 0.5) / key_rows, f"{number[r['label']]:>2}  {r['label']}{star}",
-                    fontsize=7, family="monospace", va="center", transform=ax_key.transAxes)
+        label = r["label"] if len(r["label"]) <= 170 else r["label"][:167] + "..."
+        ax_key.text(0.5 * col, 1 - (row + 0.5) / key_rows, f"{number[r['label']]:>2}  {label}{star}",
+                    fontsize=7, family="monospace", va="center", transform=ax_key.transAxes, clip_on=True)
     fr = sorted((r for r in pts if r["label"] in front), key=lambda r: r["llm_mb"])
     if len(fr) > 1:
         ax1.plot([r["llm_mb"] for r in fr], [accuracy_of(r) for r in fr], "g--", lw=1, label="Pareto front")

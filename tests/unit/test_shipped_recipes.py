@@ -66,6 +66,16 @@ def test_int8vision_variants_differ_from_the_notebook_setting_only_in_the_image_
         assert b.compression.image_encoder.is_static and b.calibration is not None
 
 
+def test_ratio1_recipe_differs_from_the_notebook_setting_only_in_the_int4_ratio():
+    """The faster-decoding recipe (BENCHMARKS.md, "Speed follows bytes"): every LLM layer in INT4, nothing else."""
+    a, b = (load_recipe(ROOT / f"recipes/{n}.yaml") for n in ("minicpmv2-int4", "minicpmv2-int4-ratio1"))
+    assert b.compression.llm.ratio == 1.0 and a.compression.llm.ratio == 0.6
+    assert b.compression.llm.model_copy(update={"ratio": 0.6}) == a.compression.llm
+    assert (a.source, a.export, a.validation, a.compression.image_encoder) == (
+        b.source, b.export, b.validation, b.compression.image_encoder)
+    assert "real weights must confirm" in (ROOT / "recipes/minicpmv2-int4-ratio1.yaml").read_text().lower()
+
+
 def test_int8_and_fp16_recipes():
     r8 = load_recipe(ROOT / "recipes/minicpmv2-int8.yaml")
     assert r8.compression.llm.mode == "int8_asym" and r8.compression.llm.group_size == -1
@@ -102,8 +112,10 @@ def test_tiny_trained_recipes_gate_end_to_end_and_random_tiny_ones_do_not():
 
 def test_pipeline_yaml():
     spec, recipes = load_pipeline(ROOT / "pipeline.yaml")
-    assert spec.recipes == ["recipes/minicpmv2-int4.yaml", "recipes/minicpmv2-int4-int8vision.yaml",
+    assert spec.recipes == ["recipes/minicpmv2-int4.yaml", "recipes/minicpmv2-int4-ratio1.yaml",
+                            "recipes/minicpmv2-int4-int8vision.yaml",
                             "recipes/minicpmv2-int8.yaml", "recipes/minicpmv2-fp16.yaml",
                             "recipes/tiny-minicpmv2-int4.yaml"]
-    assert [r.name for r in recipes] == ["minicpmv2-int4", "minicpmv2-int4-int8vision", "minicpmv2-int8",
+    assert [r.name for r in recipes] == ["minicpmv2-int4", "minicpmv2-int4-ratio1", "minicpmv2-int4-int8vision",
+                                         "minicpmv2-int8",
                                          "minicpmv2-fp16", "tiny-minicpmv2-int4"]
