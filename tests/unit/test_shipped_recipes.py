@@ -112,10 +112,8 @@ def test_tiny_trained_recipes_gate_end_to_end_and_random_tiny_ones_do_not():
 
 def test_pipeline_yaml():
     spec, recipes = load_pipeline(ROOT / "pipeline.yaml")
-    assert spec.recipes == ["recipes/minicpmv2-int4.yaml", "recipes/minicpmv2-int4-ratio1.yaml",
-                            "recipes/minicpmv2-int4-int8vision.yaml",
+    assert spec.recipes == ["recipes/minicpmv2-int4.yaml", "recipes/minicpmv2-int4-int8vision.yaml",
                             "recipes/minicpmv2-int8.yaml", "recipes/minicpmv2-fp16.yaml",
                             "recipes/tiny-minicpmv2-int4.yaml"]
-    assert [r.name for r in recipes] == ["minicpmv2-int4", "minicpmv2-int4-ratio1", "minicpmv2-int4-int8vision",
-                                         "minicpmv2-int8",
+    assert [r.name for r in recipes] == ["minicpmv2-int4", "minicpmv2-int4-int8vision", "minicpmv2-int8",
                                          "minicpmv2-fp16", "tiny-minicpmv2-int4"]
