@@ -45,7 +45,7 @@ def flat_row(v: dict) -> dict:
     k = v.get("kl_vs_first")
     if k:
         row["kl_vs_first"], row["kl_vs_first_lo"], row["kl_vs_first_hi"] = k["ratio"], k["lo"], k["hi"]
-        row["kl_vs_first_ci"] = f"{k['lo']:.2f}-{k['hi']:.2f}"
+        row["kl_vs_first_ci"] = f"{k['lo']:.2f}-{k['hi']:.2f}" if k.get("level") else "(first)"
     if c:
         row["llm_mb"] = c["llm_bytes"] / 1e6
         row["size_mb"] = c["size_bytes"] / 1e6

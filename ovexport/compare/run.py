@@ -268,6 +268,8 @@ class Comparison:
         for v in variants[1:]:           # KL over the first variant's, paired on the same questions
             v["kl_vs_first"] = scoring.kl_ratio_ci(v.get("kl_per_question") or [],
                                                    variants[0].get("kl_per_question") or [])
+        if len(variants) > 1:
+            variants[0]["kl_vs_first"] = {"ratio": 1.0, "lo": 1.0, "hi": 1.0, "level": None}
         ref_row = {"label": "reference", "name": "reference", "is_reference": True,
                    **reference_metrics(es, self.reference)}
         rows = report.ranked([ref_row] + [{**report.flat_row(v), "is_reference": False} for v in variants])

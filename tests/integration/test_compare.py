@@ -62,7 +62,7 @@ def test_compare_ranks_fp32_first_and_int4_ratio_1_above_int8(compared):
     assert int4["llm_int4_pct"] > rows["base"]["llm_int4_pct"] > 0   # the lm_head stays int8 (backup mode)
     assert res["random_weights"] is True and res["evalset"]["items"] == 4
     # KL over the first variant's (the int4 recipe), paired on the same 4 questions, with its interval
-    assert "kl_vs_first" not in rows["base"]
+    assert rows["base"]["kl_vs_first"] == 1.0 and rows["base"]["kl_vs_first_ci"] == "(first)"
     for label in ("llm=null", "llm={mode: int8_asym}", "llm.ratio=1.0"):
         assert rows[label]["kl_vs_first_lo"] <= rows[label]["kl_vs_first"] <= rows[label]["kl_vs_first_hi"]
     assert rows["llm=null"]["kl_vs_first_hi"] < 0.01 and int8["kl_vs_first_hi"] < 1
