@@ -26,14 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .logprobs import log_softmax  # noqa: F401 - part of this module's API
+
 _CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af])")
 _PUNCT_EDGES = re.compile(r"^[\s\W_]+|[\s\W_]+$", re.UNICODE)
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
 def kl_rows(ref_logp: np.ndarray, test_logp: np.ndarray) -> np.ndarray:

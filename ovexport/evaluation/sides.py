@@ -21,7 +21,7 @@ import numpy as np
 from ovexport.parts import REFERENCE_PARTS
 
 from .evalset import EvalItem
-from .scoring import log_softmax
+from .logprobs import log_softmax
 
 
 @dataclass

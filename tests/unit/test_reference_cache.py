@@ -1,6 +1,8 @@
 """The reference cache: computed once, read back equal, never trusting a damaged or half-written entry."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,16 @@ def test_disabled_cache_always_computes(tmp_path):
     for _ in range(2):
         cache.get_or_compute(DOC, lambda: calls.append(1) or _values())
     assert calls == [1, 1] and not any(tmp_path.iterdir())
+
+
+def test_the_code_in_the_cache_keys_exists_and_the_torch_reference_leaves_the_metrics_out():
+    """A misspelt path would digest nothing (a key that never changes); scoring code is not reference code."""
+    from ovexport.compare.run import EVAL_CODE
+    from ovexport.evaluation.reference import BUNDLE_REFERENCE_CODE, TORCH_REFERENCE_CODE
+
+    pkg = Path(__import__("ovexport").__file__).parent
+    for part in TORCH_REFERENCE_CODE + BUNDLE_REFERENCE_CODE + EVAL_CODE:
+        assert (pkg / part).exists(), part
+    assert "evaluation/scoring.py" not in TORCH_REFERENCE_CODE and "runtime" not in TORCH_REFERENCE_CODE
+    from ovexport.evaluation import logprobs, scoring, sides
+    assert sides.log_softmax is logprobs.log_softmax is scoring.log_softmax
