@@ -235,8 +235,8 @@ class Comparison:
         if not self.opts.speed or not variants:
             return
         first = variants[0]
-        todo = [(i, v) for i, v in enumerate(variants)
-                if (v.get("speed") or {}).get("key") != _speed_key(v, first, self.opts)]
+        keys = [_speed_key(v, first, self.opts) for v in variants]   # reads /proc/cpuinfo and the runtime's sources
+        todo = [(i, v) for i, v in enumerate(variants) if (v.get("speed") or {}).get("key") != keys[i]]
         if not todo:
             self.console.print("speed: up to date", highlight=False)
             return
@@ -247,13 +247,12 @@ class Comparison:
             sp = _speed(v, self.opts, first if i > 0 else None,
                         progress=lambda msg, lab=v["label"]: self.console.print(f"  {lab}: {msg}", highlight=False,
                                                                                 soft_wrap=True))
-            if i > 0:
-                if (first.get("speed") or {}).get("key") != _speed_key(first, first, self.opts):
-                    cases = sp["first"]["cases"]
-                    first["speed"] = {"cases": cases, **next(iter(cases.values())), "runs": sp["runs"],
-                                      "cpu": sp["cpu"], "beside": v["label"], "key": _speed_key(first, first, self.opts)}
-                    _save_variant(self.out, first["name"], first)
-            sp["key"] = _speed_key(v, first, self.opts)
+            if i > 0 and (first.get("speed") or {}).get("key") != keys[0]:
+                cases = sp["first"]["cases"]
+                first["speed"] = {"cases": cases, **next(iter(cases.values())), "runs": sp["runs"],
+                                  "cpu": sp["cpu"], "beside": v["label"], "key": keys[0]}
+                _save_variant(self.out, first["name"], first)
+            sp["key"] = keys[i]
             v["speed"] = sp
             _save_variant(self.out, v["name"], v)
             r = (sp.get("first") or {}).get("ratios") or {}
