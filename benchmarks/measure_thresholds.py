@@ -52,21 +52,9 @@ PRECISIONS = {
 
 def build_irs(ckpt: Path, out: Path, weight_dtype: str = "fp32", compression: dict | None = None) -> Path:
     """The three IRs of ``ckpt`` in ``out`` (LLM stateful), parts compressed per ``compression``."""
-    from ovexport.exporter.compress import compress_model
-    from ovexport.exporter.convert import convert_part, save_ir
-    from ovexport.exporter.stateful import make_stateful
-    from ovexport.models.registry import family_for
+    from ovexport.exporter.convert import export_irs
 
-    specs = family_for(ckpt).part_specs(ckpt, weight_dtype=weight_dtype, trace_image_size=448)
-    for part, spec in specs.items():
-        model = convert_part(spec, weight_dtype)
-        if spec.stateful is not None:
-            make_stateful(model, spec.stateful)
-        policy = (compression or {}).get(part)
-        if policy:
-            model = compress_model(model, policy)
-        save_ir(model, out, spec.filename)
-        del model
+    export_irs(ckpt, out, weight_dtype, compression)
     return out
 
 

@@ -417,11 +417,11 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
 @click.option("--max-new-tokens", type=click.IntRange(min=2), default=64, show_default=True,
               help="Tokens decoded per run (EOS is ignored until then).")
 @_runtime_options
-@click.option("--baseline", default=None, metavar="notebook|BUNDLE",
+@click.option("--baseline", default=None, metavar="notebook|genai|BUNDLE",
               help="Also run, interleaved with ours and in its own process, either the published OpenVINO notebook's "
                    "way over the same IRs (`notebook`: each slice encoded alone, whole-sequence logits, transformers' "
-                   "generate) or another bundle through our runtime (a directory: an A/B of two compression "
-                   "settings); report ours/baseline.")
+                   "generate), openvino.genai's VLMPipeline on the same bundle (`genai`), or another bundle through "
+                   "our runtime (a directory: an A/B of two compression settings); report ours/baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str, ov_config: tuple[str, ...],
           cache_dir: str | None, baseline: str | None, as_json: bool) -> None:
@@ -446,12 +446,16 @@ def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str,
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="PyTorch checkpoint to compare with "
               "(default: the one recorded in manifest.json).")
 @click.option("--device", default=None, help="Device (default: the recipe's validation device).")
-def validate(bundle: str, checkpoint: str | None, device: str | None) -> None:
+@click.option("--runtime", type=click.Choice(["ovexport", "genai"]), default="ovexport", show_default=True,
+              help="genai: re-run the end-to-end check through openvino.genai's VLMPipeline instead of the parity "
+                   "checks (needs openvino-genai).")
+def validate(bundle: str, checkpoint: str | None, device: str | None, runtime: str) -> None:
     """Re-hash a bundle's files against manifest.json, then re-run the parity checks."""
     from ovexport.validators.bundle_check import revalidate_bundle
     from ovexport.validators.runner import raise_if_failed
 
-    report = revalidate_bundle(Path(bundle), Path(checkpoint) if checkpoint else None, device, console)
+    checks = ["genai_end_to_end"] if runtime == "genai" else None
+    report = revalidate_bundle(Path(bundle), Path(checkpoint) if checkpoint else None, device, console, checks)
     raise_if_failed(report)
     console.print("[green]validation passed[/]")
 

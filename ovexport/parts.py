@@ -55,6 +55,20 @@ def part(key: str) -> Part:
         raise KeyError(f"unknown part {key!r}; the parts are {', '.join(PART_KEYS)}") from None
 
 
-def part_of_ir(xml_name: str) -> Part | None:
-    """The part whose IR file is ``xml_name`` (a bare file name), or None."""
-    return next((p for p in PARTS if p.ir_file == xml_name), None)
+def part_of_ir(xml_name: str, family=None) -> Part | None:
+    """The part whose IR file is ``xml_name`` (a bare file name), or None; ``family`` adds its own IR layout."""
+    for p in PARTS:
+        if xml_name in (ir_files_of(family, p.key) if family is not None else (p.ir_file,)):
+            return p
+    return None
+
+
+def ir_files_of(family, key: str) -> tuple[str, ...]:
+    """The IR files (.xml) that hold part ``key`` for ``family``: one, ``Part.ir_file``, unless the family's
+    ``ir_layout`` splits the part (an image encoder as the vision-embeddings and resampler IRs openvino.genai opens)."""
+    return tuple(getattr(family, "ir_layout", {}).get(key, (part(key).ir_file,)))
+
+
+def family_ir_files(family) -> tuple[str, ...]:
+    """Every IR file (.xml) of a bundle of ``family``, in pipeline order."""
+    return tuple(f for p in PARTS if p.key in family.parts for f in ir_files_of(family, p.key))

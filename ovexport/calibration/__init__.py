@@ -13,13 +13,14 @@ from .samples import CalibrationSample, load_samples, recipe_samples
 __all__ = ["CalibrationSample", "load_samples", "recipe_samples", "calibration_dataset", "calibration_items"]
 
 
-def calibration_dataset(recipe, part, inputs, log=None, decode_steps=None):
-    """``nncf.Dataset`` of ``part``'s calibration inputs (imports OpenVINO/NNCF lazily)."""
+def calibration_dataset(recipe, part, inputs, log=None, decode_steps=None, ir=None):
+    """``nncf.Dataset`` of ``part``'s calibration inputs (of its IR ``ir`` when it has several; imports
+    OpenVINO/NNCF lazily)."""
     from .model_inputs import calibration_dataset as _impl
-    return _impl(recipe, part, inputs, log, decode_steps)
+    return _impl(recipe, part, inputs, log, decode_steps, ir)
 
 
-def calibration_items(recipe, part, inputs, log=None, decode_steps=None):
+def calibration_items(recipe, part, inputs, log=None, decode_steps=None, ir=None):
     """The list of model-input dicts behind ``calibration_dataset``."""
     from .model_inputs import calibration_items as _impl
-    return _impl(recipe, part, inputs, log, decode_steps)
+    return _impl(recipe, part, inputs, log, decode_steps, ir)

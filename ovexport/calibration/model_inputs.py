@@ -1,9 +1,9 @@
 """Calibration inputs of each IR, as an ``nncf.Dataset`` for data-aware weight compression.
 
 - ``text_embeddings``: ``input_ids`` [1, L] of each sample's chat prompt.
-- ``image_encoder``: ``pixel_values`` [1, 3, H, W] + ``tgt_size`` [2] of every image fed to the encoder
-  (each sample's source image and its slices); all source images first, then the slices round-robin, so
-  that a ``subset_size`` smaller than the number of images still sees every sample.
+- ``image_encoder``: for each of its IRs (``ir_files_of``), the inputs it gets for every image fed to the encoder
+  (each sample's source image and its slices, one image per item); all source images first, then the slices
+  round-robin, so that a ``subset_size`` smaller than the number of images still sees every sample.
 - ``llm`` (stateful): the inputs of a prefill of each prompt, built like the runtime does
   (text embeddings IR x ``embed_scale``, image-encoder IR features between ``<image>`` and ``</image>``),
   each followed by a few greedy decode steps (the stateful IR run on the prefill). NNCF resets the model
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ovexport.errors import InputError, PlanError
-from ovexport.parts import PART_KEYS, part as part_named
+from ovexport.parts import PART_KEYS, ir_files_of, part as part_named
 
 from .samples import CalibrationSample, Log, recipe_samples
 
@@ -74,13 +74,17 @@ def _compile(core, path: Path, config: dict):
 
 
 class _Encoders:
-    """The text-embeddings and image-encoder IRs, compiled, with the runtime's numpy wrappers."""
+    """The text-embeddings IR and the image encoder's IR(s), compiled, with the runtime's numpy wrappers."""
 
-    def __init__(self, core, inputs: dict[str, Path], part: str):
+    def __init__(self, core, inputs: dict[str, Path], part: str, family, config, record=None):
+        from ovexport.runtime.image_encoder import image_encoder_for, requests_infer
+
         self.text = _compile(core, _need(inputs, TEXT.source_artifact, part) / TEXT.ir_file, OV_CONFIG)
-        self.image = _compile(core, _need(inputs, IMAGE.source_artifact, part) / IMAGE.ir_file, OV_CONFIG)
         self.text_req = self.text.create_infer_request()
-        self.image_req = self.image.create_infer_request()
+        image_dir = _need(inputs, IMAGE.source_artifact, part)
+        self.image = {xml: _compile(core, image_dir / xml, OV_CONFIG) for xml in ir_files_of(family, IMAGE.key)}
+        self.image_req = {xml: m.create_infer_request() for xml, m in self.image.items()}
+        self.image_encoder = image_encoder_for(family, config, requests_infer(self.image_req), record)
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         self.text_req.infer({"input_ids": np.asarray(ids, dtype=np.int64)})
@@ -93,12 +97,10 @@ class _Encoders:
         for i, px in enumerate(pixel_values):
             groups.setdefault(tuple(px.shape[1:]), []).append(i)
         for (h, w), idx in groups.items():
-            self.image_req.infer({
-                "pixel_values": np.ascontiguousarray(np.stack([pixel_values[i] for i in idx]), dtype=np.float32),
-                "tgt_size": np.asarray((-(-h // patch_size), -(-w // patch_size)), dtype=np.int64)})
-            feats = self.image_req.get_output_tensor(0).data
+            feats = self.image_encoder.encode(np.stack([pixel_values[i] for i in idx]),
+                                              (-(-h // patch_size), -(-w // patch_size)))
             for j, i in enumerate(idx):
-                out[i] = feats[j].copy()
+                out[i] = feats[j]
         return out  # type: ignore[return-value]
 
 
@@ -106,18 +108,34 @@ def text_embeddings_items(prepared: Sequence[Any]) -> list[dict[str, np.ndarray]
     return [{"input_ids": np.asarray(p.input_ids, dtype=np.int64)[None]} for p in prepared]
 
 
-def image_encoder_items(prepared: Sequence[Any], patch_size: int) -> list[dict[str, np.ndarray]]:
-    """One single-image item per encoder input: every sample's source image first, then slices round-robin."""
+class _Recorded(Exception):
+    """Raised once the IR being calibrated has been given its inputs: nothing after it needs to run."""
+
+
+def image_encoder_items(prepared: Sequence[Any], patch_size: int, encoders_for, ir: str) -> list[dict[str, np.ndarray]]:
+    """The inputs of image-encoder IR ``ir`` for every image fed to the encoder, one image per item: every
+    sample's source image first, then slices round-robin. ``encoders_for(record)`` builds the image encoder; the
+    IRs before ``ir`` run (their outputs are its inputs), ``ir`` itself and those after it do not."""
     per_sample = [list(p.pixel_values) for p in prepared]
     order: list[np.ndarray] = [imgs[0] for imgs in per_sample if imgs]
     rest = [imgs[1:] for imgs in per_sample]
     for k in range(max((len(r) for r in rest), default=0)):
         order.extend(r[k] for r in rest if k < len(r))
-    items = []
+    items: list[dict[str, np.ndarray]] = []
+
+    def record(xml: str, inputs: dict[str, np.ndarray]) -> None:
+        if xml == ir:
+            items.append({k: np.array(v) for k, v in inputs.items()})
+            raise _Recorded
+
+    encoder = encoders_for(record).image_encoder
     for px in order:
         h, w = px.shape[1:]
-        items.append({"pixel_values": np.ascontiguousarray(px[None], dtype=np.float32),
-                      "tgt_size": np.asarray((-(-h // patch_size), -(-w // patch_size)), dtype=np.int64)})
+        try:
+            encoder.encode(np.ascontiguousarray(px[None], dtype=np.float32), (-(-h // patch_size), -(-w // patch_size)))
+        except _Recorded:
+            continue
+        raise ValueError(f"the image encoder never ran {ir}: not one of its IRs")
     return items
 
 
@@ -135,7 +153,7 @@ def language_model_items(prepared: Sequence[Any], adapter, inputs: dict[str, Pat
     import openvino as ov
 
     core = ov.Core()
-    enc = _Encoders(core, inputs, LLM.key)
+    enc = _Encoders(core, inputs, LLM.key, family_of(inputs, LLM.key), adapter.config)
     scale = np.float32(adapter.embed_scale)
     patch = int(adapter.config.patch_size)
     key = reset_state_key() if decode_steps > 0 else None
@@ -187,10 +205,16 @@ def prepare_samples(adapter, samples: Sequence[CalibrationSample]) -> list[Any]:
     return out
 
 
-def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | None = None,
-                      decode_steps: int | None = None) -> list[dict[str, Any]]:
-    """The model inputs of ``part`` (a key of ``ovexport.parts``) for NNCF."""
+def family_of(inputs: dict[str, Path], part: str):
     from ovexport.models.registry import family_for
+    return family_for(_need(inputs, "checkpoint", part))
+
+
+def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | None = None,
+                      decode_steps: int | None = None, ir: str | None = None) -> list[dict[str, Any]]:
+    """The model inputs of ``part`` (a key of ``ovexport.parts``) for NNCF; ``ir``: which of the part's IRs
+    (``ir_files_of``), when the family splits it (default: its first)."""
+    import openvino as ov
 
     if part not in PART_KEYS:
         raise ValueError(f"unknown part {part!r}; expected one of {', '.join(PART_KEYS)}")
@@ -201,14 +225,18 @@ def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | Non
         log(f"using the first {subset} of {len(samples)} calibration samples (calibration.subset_size)")
         samples = samples[:subset]
     ckpt = _need(inputs, "checkpoint", part)
-    adapter = family_for(ckpt).runtime(ckpt)
+    family = family_of(inputs, part)
+    adapter = family.runtime(ckpt)
     prepared = prepare_samples(adapter, samples)
     if part == TEXT.key:
         items = text_embeddings_items(prepared)
         log(f"calibration of {part}: {len(items)} prompts")
     elif part == IMAGE.key:
-        items = image_encoder_items(prepared, int(adapter.config.patch_size))
-        log(f"calibration of {part}: {len(items)} images (source + slices) from {len(samples)} samples"
+        ir = ir or ir_files_of(family, part)[0]
+        core = ov.Core()
+        items = image_encoder_items(prepared, int(adapter.config.patch_size),
+                                    lambda record: _Encoders(core, inputs, part, family, adapter.config, record), ir)
+        log(f"calibration of {part} ({ir}): {len(items)} images (source + slices) from {len(samples)} samples"
             + (f", NNCF uses the first {subset}" if len(items) > subset else ""))
     else:
         policy = recipe.compression.parts().get(part)
@@ -219,8 +247,8 @@ def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | Non
 
 
 def calibration_dataset(recipe, part: str, inputs: dict[str, Path], log: Callable[[str], None] | None = None,
-                        decode_steps: int | None = None):
+                        decode_steps: int | None = None, ir: str | None = None):
     """``nncf.Dataset`` of ``part``'s calibration inputs (see the module doc)."""
     import nncf
 
-    return nncf.Dataset(calibration_items(recipe, part, inputs, log, decode_steps))
+    return nncf.Dataset(calibration_items(recipe, part, inputs, log, decode_steps, ir))

@@ -217,7 +217,7 @@ class Comparison:
         data = {"key": key, "name": name, "label": label, "overrides": list(overrides), "ir_dir": str(ir_dir),
                 "meta_dir": str(meta_dir), "compress_fingerprint": compress_fingerprint,
                 "metrics": res["metrics"], "answers": res["answers"], "kl_per_question": res["kl_per_question"],
-                "cost": ir_cost(ir_dir),
+                "cost": ir_cost(ir_dir, self.family),
                 "eval_seconds": round(time.monotonic() - t0, 2)}
         _save_variant(self.out, name, data)
         m = data["metrics"]

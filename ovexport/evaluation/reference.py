@@ -31,10 +31,11 @@ def torch_key(ckpt: Path, evalset: EvalSet, max_new_tokens: int) -> dict:
             "code": code_digest(*TORCH_REFERENCE_CODE)}
 
 
-def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: dict) -> dict:
-    from ovexport.parts import PARTS
+def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: dict, family) -> dict:
+    from ovexport.bundle.layout import ir_files
+    from ovexport.parts import family_ir_files
 
-    files = [f for part in PARTS for f in part.files]
+    files = [f for xml in family_ir_files(family) for f in ir_files(xml)]
     irs = {f: digest_dir(Path(ir_dir) / f)[0] for f in files}
     return {"what": "answers", "reference": "bundle", "irs": irs, "ov_config": dict(ov_config),
             "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens),
@@ -92,7 +93,7 @@ def reference_answers(cache: ReferenceCache, family, evalset: EvalSet, max_new_t
     """``(answers, key, hit)``: PyTorch (``ckpt``) or a bundle's IRs (``bundle``) answering every question.
     ``isolate=True`` computes a missing reference in a subprocess (``ReferenceWorker``); its peak memory is
     then in ``cache.compute_peak_rss_bytes``."""
-    key = (bundle_key(bundle, evalset, max_new_tokens, ov_config or {}) if bundle is not None
+    key = (bundle_key(bundle, evalset, max_new_tokens, ov_config or {}, family) if bundle is not None
            else torch_key(ckpt, evalset, max_new_tokens))
     answers = cache.get(key)
     hit = answers is not None

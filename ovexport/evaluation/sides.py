@@ -67,8 +67,10 @@ class IRSide:
         from ovexport.runtime.ov_models import BundleModels
         from ovexport.runtime.pipeline import Pipeline
 
-        self.models = BundleModels(Path(ir_dir), device, ov_config, slice_logits=False)
-        self.pipe = Pipeline(Path(ir_dir), self.models, family.runtime(Path(meta_dir)))
+        adapter = family.runtime(Path(meta_dir))
+        self.models = BundleModels(Path(ir_dir), device, ov_config, slice_logits=False, family=family,
+                                   model_config=adapter.config)
+        self.pipe = Pipeline(Path(ir_dir), self.models, adapter)
 
     def answer(self, item: EvalItem, max_new_tokens: int, with_logp: bool = False) -> Answer:
         from ovexport.runtime.generation import GenerationConfig

@@ -27,6 +27,11 @@ def to_nncf(kwargs: dict[str, Any]) -> dict[str, Any]:
             out.pop(key, None)
     if "ignored_scope" in out:
         out["ignored_scope"] = nncf.IgnoredScope(**out["ignored_scope"], validate=False)
+    fallback = out.pop("group_size_fallback", None)
+    if fallback is not None:
+        from nncf.quantization.advanced_parameters import AdvancedCompressionParameters, GroupSizeFallbackMode
+        out["advanced_parameters"] = AdvancedCompressionParameters(
+            group_size_fallback_mode=GroupSizeFallbackMode(fallback))
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -97,3 +97,33 @@ def save_ir(ov_model, out_dir: Path, filename: str) -> Path:
     path = out_dir / filename
     ov.save_model(ov_model, path, compress_to_fp16=False)
     return path
+
+
+def export_irs(ckpt: Path, out: Path | Callable[[str], Path], weight_dtype: str = "fp32",
+               compression: dict | None = None, trace_image_size: int = 448) -> dict[str, Path]:
+    """Every IR of ``ckpt`` (LLM stateful), each part compressed with ``compression[part]`` (a policy for
+    ``compress_model``) when given, into ``out`` (or ``out(part)``). Returns {part: its directory}. One process,
+    no fingerprints: tests and benchmarks; ``ovexport run`` does this step by step."""
+    import warnings
+
+    from ovexport.models.registry import family_for
+
+    from .compress import compress_model
+    from .spec import as_specs
+    from .stateful import make_stateful
+
+    specs = family_for(ckpt).part_specs(ckpt, weight_dtype=weight_dtype, trace_image_size=trace_image_size)
+    dirs: dict[str, Path] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace deprecation and TracerWarnings
+        for part, value in specs.items():
+            dirs[part] = Path(out(part) if callable(out) else out)
+            for spec in as_specs(value):
+                model = convert_part(spec, weight_dtype)
+                if spec.stateful is not None:
+                    make_stateful(model, spec.stateful)
+                if compression and compression.get(part):
+                    model = compress_model(model, compression[part])
+                save_ir(model, dirs[part], spec.filename)
+                del model
+    return dirs

@@ -220,6 +220,27 @@ def compression_report(ov_model, policy: Any = None) -> dict[str, Any]:
     return report
 
 
+def merged_report(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One compression.json entry for a part held in several IRs (``{xml: compression_report(...)}``): the
+    counts added up, each IR's own entry under ``irs``. A part in one IR: that IR's entry."""
+    if len(reports) == 1:
+        return dict(next(iter(reports.values())))
+    def total(key: str) -> dict[str, dict[str, int]] | None:
+        parts = [r[key] for r in reports.values() if r.get(key) is not None]
+        if not parts:
+            return None
+        return {k: {f: sum(p.get(k, {}).get(f, 0) for p in parts) for f in ("layers", "params")} for k in KINDS}
+
+    weights, ratio = total("weights"), total("ratio_defining")
+    first = next(iter(reports.values()))
+    out: dict[str, Any] = {"policy": first.get("policy"), "weights": weights, "ratio_defining": ratio,
+                           "distribution": bit_distribution(weights, ratio), "irs": reports}
+    adapters = [r["lora_adapters"] for r in reports.values() if r.get("lora_adapters")]
+    if adapters:
+        out["lora_adapters"] = {k: sum(a[k] for a in adapters) for k in ("layers", "params")}
+    return out
+
+
 def format_table(stats: dict[str, dict[str, int]],
                  ratio_stats: dict[str, dict[str, int]] | None = None) -> list[list[str]]:
     """Rows like NNCF's table: [bit width, "54% (158 / 281)", "55% (7 / 14)"], widest bit width first (float,

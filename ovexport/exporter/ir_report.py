@@ -21,6 +21,14 @@ from .inspect import count_weights, format_table, infer_policy, ratio_defining_l
 PART_OF_IR = {p.ir_file: p.key for p in PARTS}
 
 
+def part_of(xml_name: str, records: dict) -> str | None:
+    """The part an IR holds: as compression.json / the manifest records it (``files``), else by its usual name."""
+    for key, record in records.items():
+        if xml_name in (record.get("files") or ()):
+            return key
+    return PART_OF_IR.get(xml_name)
+
+
 def find_irs(path: Path) -> list[Path]:
     """The IRs to report on: the bundle's parts first, then any other .xml of the directory."""
     if path.is_file():
@@ -77,8 +85,10 @@ def analyse(xml: Path, records: dict) -> dict:
     import openvino as ov
 
     layers = weight_layers(ov.Core().read_model(xml))
-    part = PART_OF_IR.get(xml.name)
+    part = part_of(xml.name, records)
     record = records.get(part) if part else None
+    if record is not None and xml.name in (record.get("irs") or {}):   # a part held in several IRs
+        record = record["irs"][xml.name]
     inferred = record is None
     policy = record.get("policy") if record is not None else infer_policy(layers)
     stats = weight_bit_stats(layers)

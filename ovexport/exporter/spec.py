@@ -18,6 +18,11 @@ class StatefulSpec:
     main_input: str = "inputs_embeds"      # its first dimension is the batch (beam) dimension
 
 
+def as_specs(value: "PartSpec | tuple[PartSpec, ...] | list[PartSpec]") -> tuple["PartSpec", ...]:
+    """A part's specs: one IR, or several (``ModelFamily.part_specs`` may give a tuple)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
 @dataclass(frozen=True)
 class PartSpec:
     name: str                               # the part key (ovexport.parts), e.g. "llm"

@@ -56,6 +56,34 @@ def compression_section(manifest: dict) -> str:
                    "float layers (% params)"], rows)
 
 
+def compression_parameters(manifest: dict) -> str:
+    """The parameters of each compressed part as the OpenVINO organisation's cards give them: the NNCF call and
+    its arguments, one bullet each."""
+    comp = {part: c for part, c in (manifest.get("compression") or {}).items() if c.get("policy")}
+    if not comp:
+        return ""
+    keys = ("mode", "ratio", "group_size", "sensitivity_metric", "all_layers", "awq", "scale_estimation", "gptq",
+            "lora_correction", "backup_mode", "dataset")
+    out = []
+    for part, c in comp.items():
+        p = c["policy"]
+        call = "nncf.quantize" if str(p.get("mode")) == "int8_static" else "nncf.compress_weights"
+        out.append(f"`{part}`: `{call}` with")
+        out += [f"* {k}: **{str(p[k]).upper() if k == 'mode' else p[k]}**" for k in keys
+                if p.get(k) not in (None, False)]
+        if c.get("calibration"):
+            cal = c["calibration"]
+            out.append(f"* calibration: **{cal.get('source')}**, {cal.get('items')} items")
+        out.append("")
+    return "\n".join(out)
+
+
+def ir_files_line(manifest: dict) -> str:
+    """The bundle's model IRs, from its file list."""
+    names = sorted(f[:-4] for f in (manifest.get("files") or {}) if f.endswith("_model.xml"))
+    return ", ".join(f"`{n}`" for n in names) or "the model IRs"
+
+
 def validation_section(manifest: dict) -> str:
     v = manifest.get("validation")
     state = validation_state(manifest)
@@ -123,8 +151,8 @@ def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, lic
             f"`{src.get('repo_id') or src.get('uri')}`" + (f" at revision `{src['revision']}`" if src.get("revision")
                                                           else "") + ". "
             + (manifest.get("recipe", {}).get("description") or "") + "\n\n"
-            "Files: the three model parts (`openvino_language_model`, `openvino_image_encoder_model`, "
-            "`openvino_text_embeddings_model`), the tokenizer as OpenVINO models (`openvino_tokenizer.xml`, "
+            f"Files: the model's IRs ({ir_files_line(manifest)}), the tokenizer as OpenVINO models "
+            "(`openvino_tokenizer.xml`, "
             "`openvino_detokenizer.xml`), `tokenizer_config.json` with its `chat_template`, "
             "`preprocessor_config.json`, `manifest.json` (size and sha256 of every file) and `validation.json`.")
     figs = figures or {}
@@ -141,6 +169,7 @@ def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, lic
 
 {compression_section(manifest)}
 
+{compression_parameters(manifest)}
 ## Validation
 
 {validation_section(manifest)}

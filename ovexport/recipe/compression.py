@@ -82,6 +82,9 @@ class PartCompression(StrictModel):
     backup_mode: Optional[BackupMode] = Field(None, description="int4 only; default int8_asym")
     sensitivity_metric: Optional[SensitivityMetric] = None
     ignored_scope: IgnoredScopeSpec = Field(default_factory=IgnoredScopeSpec)
+    group_size_fallback: Optional[Literal["error", "ignore", "adjust"]] = Field(
+        None, description="int4: a layer whose input channels are not a multiple of group_size: NNCF's 'error' "
+                          "(default), 'ignore' (keep it in backup_mode) or 'adjust' (a smaller group that divides)")
     awq: bool = False
     scale_estimation: bool = False
     gptq: bool = False
@@ -126,6 +129,9 @@ class PartCompression(StrictModel):
             if self.backup_mode is not None:
                 problems.append((("backup_mode",), f"backup_mode only applies to int4 modes, not {self.mode}; "
                                  "remove backup_mode", self.backup_mode))
+            if self.group_size_fallback is not None:
+                problems.append((("group_size_fallback",), f"group_size_fallback only applies to int4 modes, not "
+                                 f"{self.mode}; remove it", self.group_size_fallback))
             if self.sensitivity_metric is not None:
                 problems.append((("sensitivity_metric",), "sensitivity_metric only applies to int4 modes (mixed "
                                  f"precision), not {self.mode}; remove it", self.sensitivity_metric))
@@ -192,6 +198,8 @@ class PartCompression(StrictModel):
                   backup_mode=self.backup_mode)
         if self.sensitivity_metric is not None:
             kw["sensitivity_metric"] = self.sensitivity_metric
+        if self.group_size_fallback is not None:
+            kw["group_size_fallback"] = self.group_size_fallback
         for opt in DATA_AWARE_OPTIONS:
             if getattr(self, opt):
                 kw[opt] = True

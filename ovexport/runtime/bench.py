@@ -83,7 +83,8 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else 0.0
 
 
-BASELINES = ("notebook",)   # or the directory of another bundle: it runs through our runtime (an A/B of two bundles)
+# or the directory of another bundle: it runs through our runtime (an A/B of two bundles)
+BASELINES = ("notebook", "genai")
 # figure -> (key in a case, "lower" or "higher" is better); ratios are ours / baseline for every figure
 RATIO_FIGURES = {"vision": "vision_ms", "ttft": "ttft_ms", "decode_tokens_per_s": "decode_tokens_per_s"}
 
@@ -136,10 +137,12 @@ def run_bench(pipe: Pipeline, runs: int = 3, warmup: int = 1, max_new_tokens: in
     else:
         from ovexport.engine.worker import Worker
 
+        from .genai_runtime import GenaiServer
         from .notebook_baseline import NotebookServer
         if progress:
             progress(f"{baseline} baseline: loading the bundle in its own process")
-        server, bundle = ((NotebookServer, pipe.bundle) if baseline in BASELINES else (BundleServer, Path(baseline)))
+        servers = {"notebook": NotebookServer, "genai": GenaiServer}
+        server, bundle = ((servers[baseline], pipe.bundle) if baseline in BASELINES else (BundleServer, Path(baseline)))
         extra = (str(baseline_meta),) if baseline_meta is not None and server is BundleServer else ()
         with Worker(server, str(bundle), pipe.models.device, dict(pipe.models.config), *extra,
                     name=f"{baseline} baseline") as nb:
@@ -183,7 +186,9 @@ def ir_pipeline(ir_dir: Path, meta_dir: Path, device: str, config: dict | None =
     from .ov_models import BundleModels
 
     t0 = time.perf_counter()
-    pipe = Pipeline(ir_dir, BundleModels(ir_dir, device, config), family_for(meta_dir).runtime(meta_dir))
+    family = family_for(meta_dir)
+    adapter = family.runtime(meta_dir)
+    pipe = Pipeline(ir_dir, BundleModels(ir_dir, device, config, family=family, model_config=adapter.config), adapter)
     pipe.load_s = time.perf_counter() - t0
     return pipe
 
@@ -264,7 +269,8 @@ def baseline_table(result: dict):
     from rich.table import Table
 
     base = result["baseline"]
-    what = "same IRs" if base["name"] in BASELINES else "another bundle through our runtime"
+    what = {"notebook": "same IRs, the notebook's way", "genai": "same bundle, openvino.genai's VLMPipeline"}.get(
+        base["name"], "another bundle through our runtime")
     t = Table(title=f"baseline: {base['name']} ({what}, same OpenVINO config, its own process, runs interleaved "
                     f"with ours)", caption=f"baseline process peak RSS: {base.get('peak_rss_mb', 0):.0f} MB")
     for col in ("image", "encoder calls", "vision encode ms", "prefill ms", "TTFT ms", "decode tok/s",

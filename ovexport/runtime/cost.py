@@ -80,15 +80,31 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
     them, and the GFLOP of the vision calls and of the language-model prefill (for the compute-floor benchmark)."""
     import openvino as ov
 
-    from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL
+    import numpy as np
+
+    from ovexport.bundle.layout import LANGUAGE_MODEL
     from ovexport.models.registry import family_for
+    from ovexport.parts import ir_files_of
 
     from .bench import CASES, QUESTION, synthetic_image
+    from .image_encoder import image_encoder_for
     from .ov_models import slice_last_logits
 
-    adapter = family_for(bundle).runtime(bundle)
+    family = family_for(bundle)
+    adapter = family.runtime(bundle)
     core = ov.Core()
-    image_ir = core.read_model(bundle / IMAGE_ENCODER)
+    image_irs = {xml: core.read_model(bundle / xml) for xml in ir_files_of(family, "image_encoder")}
+    vision_macs: list[int] = []
+
+    def count(xml: str, inputs) -> np.ndarray:
+        """Counts a call's products instead of running it; returns zeros of the output's shape."""
+        shapes = {k: list(np.shape(v)) for k, v in inputs.items()}
+        vision_macs.append(matmul_macs(image_irs[xml], shapes).macs)
+        model = image_irs[xml].clone()
+        model.reshape({k: ov.PartialShape(s) for k, s in shapes.items()})
+        return np.zeros(model.output(0).get_shape(), np.float32)
+
+    encoder = image_encoder_for(family, adapter.config, count)
     lm_ir = core.read_model(bundle / LANGUAGE_MODEL)
     slice_last_logits(lm_ir)     # as the runtime does: logits of the last position only
     hidden = int(adapter.config.hidden_size)
@@ -98,9 +114,11 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
         groups: dict[tuple[int, int], int] = {}
         for px in prepared.pixel_values:
             groups[tuple(px.shape[1:])] = groups.get(tuple(px.shape[1:]), 0) + 1
-        vision = 0.0
+        vision_macs.clear()
+        patch = int(adapter.config.patch_size)
         for (ph, pw), nimg in groups.items():
-            vision += matmul_macs(image_ir, {"pixel_values": [nimg, 3, ph, pw], "tgt_size": [2]}).gflop
+            encoder.encode(np.zeros((nimg, 3, ph, pw), np.float32), (-(-ph // patch), -(-pw // patch)))
+        vision = 2 * sum(vision_macs) / 1e9
         t = int(len(prepared.input_ids))
         prefill = matmul_macs(lm_ir, {"inputs_embeds": [1, t, hidden], "attention_mask": [1, t],
                                       "position_ids": [1, t], "beam_idx": [1]}).gflop

@@ -1,4 +1,5 @@
-"""The three compiled IRs of a bundle, with thin numpy-in / numpy-out wrappers."""
+"""The compiled IRs of a bundle (text embeddings, the image encoder's IR or IRs, the stateful LLM), with thin
+numpy-in / numpy-out wrappers."""
 from __future__ import annotations
 
 import time
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS
+from ovexport.bundle.layout import LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
 from ovexport.errors import BundleError, InputError
 
 # What the CPU plugin should do for one interactive user: one stream, latency first. Precisions are left to
@@ -66,16 +67,25 @@ class BundleModels:
     """Compiled text-embeddings, image-encoder and stateful LLM models of one bundle (or IR directory).
 
     ``ov_config`` overrides ``CPU_DEFAULTS`` (on CPU); ``cache_dir`` turns on OpenVINO's compiled-model cache
-    there. ``calls`` counts infer calls per model (tests and benchmarks read it).
+    there. ``calls`` counts infer calls per model (tests and benchmarks read it). ``family`` (default: the one
+    ``config.json`` names) says which IRs hold the image encoder and how to feed them; ``model_config`` is the
+    model's config as its runtime adapter reads it (default: read from ``bundle``).
     """
 
     def __init__(self, bundle: Path, device: str = "CPU", ov_config: Mapping[str, str] | None = None,
-                 cache_dir: str | Path | None = None, slice_logits: bool = True):
+                 cache_dir: str | Path | None = None, slice_logits: bool = True, family=None, model_config=None):
         import openvino as ov
 
+        from ovexport.models.registry import family_for
+        from ovexport.parts import ir_files_of
+
+        from .image_encoder import image_encoder_for, requests_infer
+
         bundle = Path(bundle)
-        for name in (TEXT_EMBEDDINGS, LANGUAGE_MODEL, IMAGE_ENCODER):
-            if not (bundle / name).is_file() or not (bundle / (name[:-4] + ".bin")).is_file():
+        family = family or family_for(bundle)
+        image_irs = ir_files_of(family, "image_encoder")
+        for name in (TEXT_EMBEDDINGS, LANGUAGE_MODEL, *image_irs):
+            if not all((bundle / f).is_file() for f in ir_files(name)):
                 raise BundleError(f"{bundle} has no {name}",
                                   fix="pass the directory of a bundle written by `ovexport run`")
         config: dict[str, str] = dict(CPU_DEFAULTS) if device.upper().startswith("CPU") else {}
@@ -87,7 +97,7 @@ class BundleModels:
         t0 = time.perf_counter()
         try:
             self.text = self.core.compile_model(bundle / TEXT_EMBEDDINGS, device, config)
-            self.image = self.core.compile_model(bundle / IMAGE_ENCODER, device, config)
+            self.image = {xml: self.core.compile_model(bundle / xml, device, config) for xml in image_irs}
             lm = self.core.read_model(bundle / LANGUAGE_MODEL)
             self.sliced_logits = bool(slice_logits) and slice_last_logits(lm)
             self.lm = self.core.compile_model(lm, device, config)
@@ -98,7 +108,9 @@ class BundleModels:
                                  ".available_devices)'`) and the --ov-config keys") from None
         self.compile_s = time.perf_counter() - t0
         self.text_req = self.text.create_infer_request()
-        self.image_req = self.image.create_infer_request()
+        self.image_req = {xml: m.create_infer_request() for xml, m in self.image.items()}
+        self.image_encoder = image_encoder_for(family, model_config or family.runtime(bundle).config,
+                                               requests_infer(self.image_req))
         self.lm_req = self.lm.create_infer_request()
         self._logits = self.lm.output("logits")
         self.calls = {"text": 0, "image": 0, "lm": 0}
@@ -114,11 +126,9 @@ class BundleModels:
         return self.text_req.get_output_tensor(0).data.copy()
 
     def encode_images(self, pixel_values: np.ndarray, tgt_size: tuple[int, int]) -> np.ndarray:
-        """[N, 3, H, W] same-size images in one infer call -> [N, Q, D]."""
+        """[N, 3, H, W] same-size images in one pass of the image encoder -> [N, Q, D]."""
         self.calls["image"] += 1
-        self.image_req.infer({"pixel_values": np.ascontiguousarray(pixel_values, dtype=np.float32),
-                              "tgt_size": np.asarray(tgt_size, dtype=np.int64)}, share_inputs=True)
-        return self.image_req.get_output_tensor(0).data.copy()
+        return self.image_encoder.encode(pixel_values, tgt_size)
 
     def reset(self) -> None:
         self.lm_req.reset_state()

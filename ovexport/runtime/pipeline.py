@@ -198,8 +198,10 @@ class Pipeline:
             cache_dir = default_cache_dir(bundle)
         elif cache_dir is False:
             cache_dir = None
-        models = BundleModels(bundle, device, ov_config, cache_dir=cache_dir, slice_logits=slice_logits)
-        pipe = cls(bundle, models, family.runtime(bundle))
+        adapter = family.runtime(bundle)
+        models = BundleModels(bundle, device, ov_config, cache_dir=cache_dir, slice_logits=slice_logits,
+                              family=family, model_config=adapter.config)
+        pipe = cls(bundle, models, adapter)
         pipe.load_s = time.perf_counter() - t0
         return pipe
 

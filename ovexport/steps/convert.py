@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.convert import convert_part, save_ir
+from ovexport.exporter.spec import as_specs
 from ovexport.errors import RecipeError
 from ovexport.models.registry import family_for
 from ovexport.parts import Part, part as part_named
@@ -37,14 +38,18 @@ class ConvertPart(RunsFamilyCode, Step):
             raise RecipeError([f"{family.display_name} has no {self.part} part"],
                               fix=f"remove {self.name} from the recipe's steps")
         self.check_recipe(family, ctx.recipe)
-        spec = family.part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype,
-                                 trace_image_size=ctx.recipe.export.trace_image_size)[self.part]
-        with ctx.progress(f"tracing {spec.name}", total=None):
-            ov_model = convert_part(spec, ctx.recipe.export.weight_dtype)
-        with ctx.progress(f"saving {spec.filename}", total=None):
-            save_ir(ov_model, ctx.out, spec.filename)
-        return {"file": spec.filename, "inputs": len(ov_model.inputs), "outputs": len(ov_model.outputs),
-                "model_family": family.name}
+        specs = family.part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype,
+                                  trace_image_size=ctx.recipe.export.trace_image_size)[self.part]
+        # a part is one IR, or several (ModelFamily.ir_layout): each is traced and saved on its own
+        files = {}
+        for spec in as_specs(specs):
+            with ctx.progress(f"tracing {spec.name} ({spec.filename})", total=None):
+                ov_model = convert_part(spec, ctx.recipe.export.weight_dtype)
+            with ctx.progress(f"saving {spec.filename}", total=None):
+                save_ir(ov_model, ctx.out, spec.filename)
+            files[spec.filename] = {"inputs": len(ov_model.inputs), "outputs": len(ov_model.outputs)}
+            del ov_model
+        return {"files": files, "model_family": family.name}
 
 
 @register_step

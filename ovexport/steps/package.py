@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 from ovexport import __version__
-from ovexport.bundle.layout import COMPRESSION, MANIFEST, VALIDATION
+from ovexport.bundle.layout import COMPRESSION, MANIFEST, VALIDATION, ir_files
 from ovexport.bundle.manifest import BUILD, FORMAT, file_entries
 from ovexport.bundle.reproducible import LOCAL_SOURCES, bundle_validation, local_paths, scrub
 from ovexport.engine.lock import Lock
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.models.registry import family_for
-from ovexport.parts import PARTS
+from ovexport.parts import family_ir_files
 from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
 
@@ -58,8 +58,8 @@ class Package(RunsFamilyCode, Step):
     def run(self, ctx: StepContext) -> dict:
         ckpt, irs = ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"]
         family = family_for(ckpt)
-        for part in PARTS:
-            for f in part.files:
+        for xml in family_ir_files(family):
+            for f in ir_files(xml):
                 link_or_copy(irs / f, ctx.out / f)
         for name in family.bundle_files:
             if (ckpt / name).is_file():

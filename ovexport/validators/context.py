@@ -25,7 +25,7 @@ from ovexport.bundle.layout import ir_files
 from ovexport.errors import BundleError
 from ovexport.models.interface import ModelFamily, Reference, RuntimeAdapter
 from ovexport.models.registry import family_for
-from ovexport.parts import IR_FILES, REFERENCE_PARTS
+from ovexport.parts import REFERENCE_PARTS, family_ir_files, ir_files_of
 
 
 class ValidationContext:
@@ -75,7 +75,7 @@ class ValidationContext:
         return xml
 
     def check_irs(self) -> None:
-        for name in IR_FILES:
+        for name in family_ir_files(self.family):
             self.ir_path(name)
 
     def compile(self, xml_name: str):
@@ -92,6 +92,20 @@ class ValidationContext:
             yield model
         finally:
             del model
+            release_memory()
+
+    @contextlib.contextmanager
+    def image_encoder(self) -> Iterator[Any]:
+        """The image encoder part's IR(s), compiled, behind the family's encoder (``runtime.image_encoder``):
+        ``encode(pixel_values [N, 3, H, W], (h, w)) -> [N, Q, D]``, fed what the bundle's runtimes feed it."""
+        from ovexport.runtime.image_encoder import image_encoder_for, requests_infer
+
+        models = {xml: self.compile(xml) for xml in ir_files_of(self.family, "image_encoder")}
+        requests = {xml: m.create_infer_request() for xml, m in models.items()}
+        try:
+            yield image_encoder_for(self.family, self.reference.config, requests_infer(requests))
+        finally:
+            del requests, models
             release_memory()
 
     # ------------------------------------------------------------------ PyTorch reference

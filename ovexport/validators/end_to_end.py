@@ -43,66 +43,84 @@ def token_agreement(ref: Sequence[int], test: Sequence[int], eos_ids) -> tuple[f
     return float(np.mean(eq)), first, n
 
 
-def run(ctx: ValidationContext) -> CheckResult:
-    from ovexport.runtime.generation import greedy_decode
-    from ovexport.runtime.ov_models import BundleModels
-    from ovexport.runtime.pipeline import Pipeline
-
-    thr = ctx.spec.thresholds.end_to_end
+def reference_tokens(ctx: ValidationContext, check: str, images: dict, layout=None) -> dict[str, dict]:
+    """The PyTorch reference's greedy tokens for each image (its prompt ids, grid and image count too), through
+    the reference cache. ``layout(prepared)`` changes the prompt first (another runtime's layout)."""
     n_new = int(ctx.spec.generate_tokens)
-    rng = ctx.rng_for(NAME)
     msgs = [{"role": "user", "content": QUESTION}]
-    spec = ctx.family.validation_cases.end_to_end
-    images = {name: synthetic_image(rng, w, h) for name, (w, h, _) in spec.items()}
 
     def compute() -> dict:
         flat: dict = {}
         with ctx.torch_part("llm", "image_encoder") as ref:
             for name, img in images.items():
                 prepared = ref.prepare(msgs, img)
+                prepared = layout(prepared) if layout is not None else prepared
                 tokens, _ = ref.greedy(prepared, n_new)
                 flat.update({f"{name}.ids": np.asarray(prepared.input_ids),
                              f"{name}.grid": list(prepared.grid) if prepared.grid else None,
                              f"{name}.images": len(prepared.pixel_values), f"{name}.tokens": [int(t) for t in tokens]})
         return flat
 
-    flat = ctx.cached_reference(NAME, compute, generate_tokens=n_new)
-    ref_out = {name: {k: flat[f"{name}.{k}"] for k in ("ids", "grid", "images", "tokens")} for name in images}
+    flat = ctx.cached_reference(check, compute, generate_tokens=n_new)
+    return {name: {k: flat[f"{name}.{k}"] for k in ("ids", "grid", "images", "tokens")} for name in images}
+
+
+def case_images(ctx: ValidationContext) -> dict:
+    rng = ctx.rng_for(NAME)
+    return {name: synthetic_image(rng, w, h) for name, (w, h, _) in ctx.family.validation_cases.end_to_end.items()}
+
+
+def score_case(ctx: ValidationContext, name: str, img, r: dict, tokens: Sequence[int], prompt_ids) -> dict:
+    """One case's figures: the runtime's ``tokens`` (for a prompt of ``prompt_ids``) against the reference's."""
+    eos_ids = set(ctx.adapter.eos_ids)
+    agree, first, compared = token_agreement(r["tokens"], tokens, eos_ids)
+    same_prompt = prompt_ids is None or bool(np.array_equal(r["ids"], prompt_ids))
+    if not same_prompt:  # different prompts: the token comparison means nothing
+        agree, first = 0.0, 0
+    expected = ctx.family.validation_cases.end_to_end[name][2]
+    return {"size": list(img.size), "grid": list(r["grid"]) if r["grid"] else None,
+            "expected_grid": list(expected) if expected else None, "images": r["images"],
+            "prompt_tokens": int(len(r["ids"])), "same_prompt": same_prompt,
+            "ref_tokens": r["tokens"], "ir_tokens": [int(t) for t in tokens],
+            "token_agreement": agree, "first_divergence": first, "compared": compared}
+
+
+def summarise(ctx: ValidationContext, check: str, part: str, cases: dict[str, dict], extra: dict | None = None):
+    thr = ctx.spec.thresholds.end_to_end
+    agreement = min(c["token_agreement"] for c in cases.values())
+    divergent = [c["first_divergence"] for c in cases.values() if c["first_divergence"] >= 0]
+    first_div = min(divergent) if divergent else -1
+    metrics = {"token_agreement": agreement, "first_divergence": first_div}
+    details = {"generate_tokens": int(ctx.spec.generate_tokens),
+               "mean_token_agreement": float(np.mean([c["token_agreement"] for c in cases.values()])),
+               "cases": cases, **(extra or {})}
+    gates = [gate("token_agreement", agreement, thr.min_token_agreement, "min")]
+    return CheckResult.build(check, part, metrics, gates, details)
+
+
+def run(ctx: ValidationContext) -> CheckResult:
+    from ovexport.runtime.generation import greedy_decode
+    from ovexport.runtime.ov_models import BundleModels
+    from ovexport.runtime.pipeline import Pipeline
+
+    n_new = int(ctx.spec.generate_tokens)
+    msgs = [{"role": "user", "content": QUESTION}]
+    images = case_images(ctx)
+    ref_out = reference_tokens(ctx, NAME, images)
 
     adapter = ctx.adapter
     eos_ids = set(adapter.eos_ids)
     cases: dict[str, dict] = {}
-    models = BundleModels(ctx.ir_dir, ctx.device, ctx.ov_config)
+    models = BundleModels(ctx.ir_dir, ctx.device, ctx.ov_config, family=ctx.family, model_config=adapter.config)
     try:
         pipe = Pipeline(ctx.ir_dir, models, adapter)
         for name, img in images.items():
             prepared = adapter.prepare(msgs, img)
             prefill = pipe.prefill_embeddings(prepared)
             tokens = greedy_decode(models, prefill, pipe.embed_text, eos_ids, n_new)
-            r = ref_out[name]
-            agree, first, compared = token_agreement(r["tokens"], tokens, eos_ids)
-            same_prompt = bool(np.array_equal(r["ids"], prepared.input_ids))
-            if not same_prompt:  # different prompts: the token comparison means nothing
-                agree, first = 0.0, 0
-            expected = spec[name][2]
-            cases[name] = {
-                "size": list(img.size), "grid": list(r["grid"]) if r["grid"] else None,
-                "expected_grid": list(expected) if expected else None, "images": r["images"],
-                "prompt_tokens": int(len(prepared.input_ids)), "same_prompt": same_prompt,
-                "ref_tokens": r["tokens"], "ir_tokens": [int(t) for t in tokens],
-                "token_agreement": agree, "first_divergence": first, "compared": compared,
-            }
+            cases[name] = score_case(ctx, name, img, ref_out[name], tokens, prepared.input_ids)
     finally:
         del models
         from ovexport.util.memory import release_memory
         release_memory()
-
-    agreement = min(c["token_agreement"] for c in cases.values())
-    divergent = [c["first_divergence"] for c in cases.values() if c["first_divergence"] >= 0]
-    first_div = min(divergent) if divergent else -1
-    metrics = {"token_agreement": agreement, "first_divergence": first_div}
-    details = {"generate_tokens": n_new, "mean_token_agreement": float(np.mean([c["token_agreement"]
-                                                                                for c in cases.values()])),
-               "cases": cases}
-    gates = [gate("token_agreement", agreement, thr.min_token_agreement, "min")]
-    return CheckResult.build(NAME, PART, metrics, gates, details)
+    return summarise(ctx, NAME, PART, cases)

@@ -8,7 +8,8 @@
 - ``slices_batch3``: three same-size slices of that image in ONE infer call (batch 3), as the runtime sends them.
 
 Metrics: ``max_abs_diff`` (max over cases) and ``min_cosine`` (min over every image of every case), gated by
-``thresholds.image_encoder``; per-case numbers are in the details.
+``thresholds.image_encoder``; per-case numbers are in the details. A family that holds its image encoder in several
+IRs (``ModelFamily.ir_layout``) is checked through them all, fed as its runtimes feed them.
 """
 from __future__ import annotations
 
@@ -59,13 +60,10 @@ def run(ctx: ValidationContext) -> CheckResult:
     ref_out = ctx.cached_reference(NAME, compute)
 
     ov_out: dict[str, np.ndarray] = {}
-    with ctx.compiled(IR.ir_file) as model:
-        req = model.create_infer_request()
+    with ctx.image_encoder() as encoder:
         for name, px in cases.items():
             h, w = px.shape[-2:]
-            tgt = np.array([math.ceil(h / p), math.ceil(w / p)], np.int64)
-            ov_out[name] = req.infer({"pixel_values": px, "tgt_size": tgt})[0].copy()
-        del req
+            ov_out[name] = encoder.encode(px, (math.ceil(h / p), math.ceil(w / p)))
 
     details: dict[str, dict] = {}
     worst_diff, worst_cos = 0.0, 1.0

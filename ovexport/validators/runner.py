@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ovexport.errors import InputError, OvexportError, ValidationFailed
 
-from . import end_to_end, image_encoder, llm, text_embeddings
+from . import end_to_end, genai_end_to_end, image_encoder, llm, text_embeddings
 from .base import FAILED, NOT_GATED, CheckResult, Gate, fmt, json_safe
 from .context import ValidationContext
 from .gating import apply_gating
@@ -25,15 +25,20 @@ CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
     llm.NAME: (llm.PART, llm.run),
     end_to_end.NAME: (end_to_end.PART, end_to_end.run),
 }
+# run only when named (``ovexport validate BUNDLE --runtime genai``): they need a bundle's files, not only its IRs
+OPTIONAL_CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
+    genai_end_to_end.NAME: (genai_end_to_end.PART, genai_end_to_end.run),
+}
 
 
 def _select(checks: Sequence[str] | None) -> list[str]:
     if checks is None:
         return list(CHECKS)
-    unknown = [c for c in checks if c not in CHECKS]
+    known = {**CHECKS, **OPTIONAL_CHECKS}
+    unknown = [c for c in checks if c not in known]
     if unknown:
-        raise InputError(f"unknown validation check {unknown[0]!r}", fix=f"use some of: {', '.join(CHECKS)}")
-    return [c for c in CHECKS if c in checks]  # always in the canonical order
+        raise InputError(f"unknown validation check {unknown[0]!r}", fix=f"use some of: {', '.join(known)}")
+    return [c for c in known if c in checks]  # always in the canonical order
 
 
 def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None = None,
@@ -58,7 +63,7 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
     results: list[CheckResult] = []
     try:
         for name in names:
-            part, fn = CHECKS[name]
+            part, fn = {**CHECKS, **OPTIONAL_CHECKS}[name]
             ctx.log(f"validating {name} ({part}) on {spec.device}")
             ctx.check_name = name
             ctx.subtask("starting")

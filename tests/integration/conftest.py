@@ -11,7 +11,6 @@ Tests must not modify these directories: copy them first (``shutil.copytree``).
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
@@ -21,22 +20,9 @@ INT4_POLICY = {"mode": "int4_sym", "group_size": 16, "ratio": 0.6}
 
 def export_irs(ckpt: Path, out: Path, weight_dtype: str = "fp32", compression: dict | None = None) -> Path:
     """The three IRs of ``ckpt`` into ``out``; ``compression`` = {part: policy dict} for ``compress_model``."""
-    from ovexport.exporter.compress import compress_model
-    from ovexport.exporter.convert import convert_part, save_ir
-    from ovexport.exporter.stateful import make_stateful
-    from ovexport.models.registry import family_for
+    from ovexport.exporter.convert import export_irs as export
 
-    specs = family_for(ckpt).part_specs(ckpt, weight_dtype=weight_dtype, trace_image_size=448)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit.trace deprecation and TracerWarnings
-        for part, spec in specs.items():
-            model = convert_part(spec, weight_dtype)
-            if spec.stateful is not None:
-                make_stateful(model, spec.stateful)
-            if compression and compression.get(part):
-                model = compress_model(model, compression[part])
-            save_ir(model, out, spec.filename)
-            del model
+    export(ckpt, out, weight_dtype, compression)
     return out
 
 

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 
 from ovexport.bundle.layout import COMPRESSION
-from ovexport.exporter.inspect import format_table, weight_bit_stats, weight_layers
+from ovexport.exporter.inspect import format_table, merged_report, weight_bit_stats, weight_layers
 from ovexport.recipe.load import load_recipe
 from ovexport.parts import PARTS, part as part_named
-from ovexport.steps.compress import compress_part
+from ovexport.steps.compress import compress_part, compress_part_irs, part_irs
 
 pytestmark = pytest.mark.integration
 
@@ -39,23 +39,13 @@ TINY_LLM_RATIO_DEFINING = 14
 @pytest.fixture(scope="session")
 def tiny_inputs(tmp_path_factory) -> dict[str, Path]:
     """The compress step's inputs for the tiny synthetic checkpoint: checkpoint + three fp32 IRs."""
-    from ovexport.exporter.convert import convert_part, save_ir
-    from ovexport.exporter.stateful import make_stateful
+    from ovexport.exporter.convert import export_irs
     from ovexport.models.registry import get_family
 
     root = tmp_path_factory.mktemp("tiny-compression")
-    fam = get_family("minicpmv2")
-    ckpt = fam.write_synthetic(root / "checkpoint", size="tiny", seed=0)
-    specs = fam.part_specs(ckpt, weight_dtype="fp32", trace_image_size=448)
-    inputs = {"checkpoint": Path(ckpt)}
-    for part, spec in specs.items():
-        model = convert_part(spec, "fp32")
-        if spec.stateful is not None:
-            make_stateful(model, spec.stateful)
-        artifact = part_named(part).source_artifact
-        save_ir(model, root / artifact, spec.filename)
-        inputs[artifact] = root / artifact
-    return inputs
+    ckpt = get_family("minicpmv2").write_synthetic(root / "checkpoint", size="tiny", seed=0)
+    dirs = export_irs(ckpt, lambda part: root / part_named(part).source_artifact)
+    return {"checkpoint": Path(ckpt), **{part_named(p).source_artifact: d for p, d in dirs.items()}}
 
 
 def _recipe(name: str, overrides=()):
@@ -102,15 +92,16 @@ GOLDEN = {
     # 180224 = 55.0% of the 327680 ratio-defining parameters; any next layer reaches >= 60% -> 7 int4.
     # int8: the other 7 decoder linears + lm_head = 8. Image encoder and embeddings stay fp32.
     "tiny-int4": ("tiny-minicpmv2-int4", [],
-                  {"llm": (7, 8, 0), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)},
+                  {"llm": (7, 8, 0), "image_encoder": (0, 0, 16), "text_embeddings": (0, 0, 1)},
                   {"llm": (7, 7, 0)}),
-    # INT8_ASYM per-channel compresses every weight layer, LLM (15) and image encoder (15, the Convolution too)
+    # INT8_ASYM per-channel compresses every weight layer, LLM (15) and image encoder (16: the Convolution, the 8
+    # block linears and the position-table product of the vision IR, the resampler's 6)
     "tiny-int8": ("tiny-minicpmv2-int8", [],
-                  {"llm": (0, 15, 0), "image_encoder": (0, 15, 0), "text_embeddings": (0, 0, 1)},
-                  {"llm": (0, 15, 0), "image_encoder": (0, 15, 0)}),
+                  {"llm": (0, 15, 0), "image_encoder": (0, 16, 0), "text_embeddings": (0, 0, 1)},
+                  {"llm": (0, 15, 0), "image_encoder": (0, 16, 0)}),
     # no compression at all
     "tiny-fp32": ("tiny-minicpmv2-fp32", [],
-                  {"llm": (0, 0, 15), "image_encoder": (0, 0, 15), "text_embeddings": (0, 0, 1)}, {}),
+                  {"llm": (0, 0, 15), "image_encoder": (0, 0, 16), "text_embeddings": (0, 0, 1)}, {}),
     # ratio 0.8: layer 0 q/k/v/o/gate/up + layer 1 q/v/o/gate/up = 7 x 16384 + 4 x 32768 = 245760 = 75.0%;
     # any next layer reaches >= 80% -> 11 int4; int8 = layer 0 down, layer 1 k/down + lm_head = 4
     "ratio-0.8": ("tiny-minicpmv2-int4", ["compression.llm.ratio=0.8"],
@@ -129,10 +120,10 @@ GOLDEN = {
     # 53.6%; the next (an MLP projection, 32768) would reach 60.7% -> 5 int4, 10 int8
     "all-layers": ("tiny-minicpmv2-int4", ["compression.llm.all_layers=true"],
                    {"llm": (5, 10, 0)}, {"llm": (5, 10, 0)}),
-    # int4 LLM as shipped + INT8_ASYM image encoder: all 15 image-encoder layers int8
+    # int4 LLM as shipped + INT8_ASYM image encoder: all 16 image-encoder layers (its two IRs) int8
     "image-encoder-int8": ("tiny-minicpmv2-int4", ["compression.image_encoder={mode: int8_asym}"],
-                           {"llm": (7, 8, 0), "image_encoder": (0, 15, 0)},
-                           {"llm": (7, 7, 0), "image_encoder": (0, 15, 0)}),
+                           {"llm": (7, 8, 0), "image_encoder": (0, 16, 0)},
+                           {"llm": (7, 7, 0), "image_encoder": (0, 16, 0)}),
     # INT8_ASYM text embeddings: the one Gather in int8
     "text-embeddings-int8": ("tiny-minicpmv2-fp32", ["compression.text_embeddings={mode: int8_asym}"],
                              {"text_embeddings": (0, 1, 0)}, {"text_embeddings": (0, 1, 0)}),
@@ -153,18 +144,22 @@ def test_golden_bit_widths(tiny_inputs, tmp_path, case):
         if part not in golden:
             continue
         policy = recipe.compression.parts().get(part)
+        irs = part_irs(tiny_inputs, part)
         if policy is None:
-            stats = weight_bit_stats(core.read_model(tiny_inputs[p.source_artifact] / p.ir_file))
+            stats = merged_report({ir: {"weights": weight_bit_stats(core.read_model(tiny_inputs[p.source_artifact] / ir))}
+                                   for ir in irs})["weights"]
             assert _layers(stats) == golden[part], part
             assert part not in golden_ratio
             continue
-        model, report = compress_part(recipe, part, policy, tiny_inputs)
+        models, report = compress_part_irs(recipe, part, policy, tiny_inputs)
         assert _layers(report["weights"]) == golden[part], part
         assert _layers(report["ratio_defining"]) == golden_ratio[part], part
-        assert_matches_nncf(report)
-        # the saved IR keeps the low-bit element types
-        save_ir(model, tmp_path, p.ir_file)
-        assert weight_bit_stats(core.read_model(tmp_path / p.ir_file)) == report["weights"]
+        for ir, model in models.items():
+            assert_matches_nncf(report["irs"][ir] if len(models) > 1 else report)
+            # the saved IR keeps the low-bit element types
+            save_ir(model, tmp_path, ir)
+            saved = weight_bit_stats(core.read_model(tmp_path / ir))
+            assert saved == (report["irs"][ir] if len(models) > 1 else report)["weights"]
     if case == "tiny-int4":   # the lm_head (last MatMul) is the backup layer
         assert weight_layers(model)[-1].kind == "int8"
 
@@ -276,13 +271,19 @@ def test_image_encoder_data_aware(tiny_inputs):
     recipe = _recipe("tiny-minicpmv2-int4", [
         "calibration={source: builtin, num_samples: 2}", "compression.llm=null",
         "compression.image_encoder={mode: int4_sym, group_size: 16, ratio: 0.8, scale_estimation: true, "
-        "sensitivity_metric: hessian_input_activation}"])
-    model, report = compress_part(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
+        "sensitivity_metric: hessian_input_activation, group_size_fallback: ignore}"])
+    models, report = compress_part_irs(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
     int4, int8, fp = _layers(report["weights"])
-    assert int4 > 0 and int4 + int8 == 15 and fp == 0
-    # 2 builtin samples: a 448x448 image (1 encoder input) and a 640x480 one (source + 2 slices)
-    assert report["calibration"]["items"] == 4
-    assert_matches_nncf(report)
+    assert int4 > 0 and int4 + int8 + fp == 16
+    # the position-table product reduces over 27 x 27 = 729 rows, no multiple of 16: NNCF's "ignore" fallback
+    # leaves it uncompressed (without the fallback NNCF refuses the whole IR)
+    vision = report["irs"]["openvino_vision_embeddings_model.xml"]
+    assert vision["weights"]["float"]["layers"] == fp == 1
+    for ir in models:
+        # 2 builtin samples: a 448x448 image (1 encoder input) and a 640x480 one (source + 2 slices); the
+        # resampler's inputs are the vision IR's outputs for the same 4 images
+        assert report["irs"][ir]["calibration"]["items"] == 4
+        assert_matches_nncf(report["irs"][ir])
 
 
 def test_language_model_items_follow_nncf_state_semantics(tiny_inputs):
@@ -354,11 +355,13 @@ def test_compress_step_writes_distribution_and_inspect_prints_it(tiny_inputs, tm
     assert llm["distribution"]["int8"] == {"params_pct": 60.71, "layers_pct": 53.33,
                                            "ratio_defining_params_pct": 45.0, "ratio_defining_layers_pct": 50.0}
     assert "39% (7 / 15)" in llm["nncf_table"] and "55% (7 / 14)" in llm["nncf_table"]
-    assert data["image_encoder"]["weights"]["int8"]["layers"] == 15
+    image = data["image_encoder"]
+    assert image["weights"]["int8"]["layers"] == 16 and image["files"] == list(image["irs"])
+    assert [image["irs"][ir]["weights"]["int8"]["layers"] for ir in image["files"]] == [10, 6]
     te = data["text_embeddings"]
     assert te["policy"] is None and te["ratio_defining"] is None and te["weights"]["float"]["layers"] == 1
     for p in PARTS:
-        assert all((out / f).is_file() for f in p.files)
+        assert all((out / f).is_file() for ir in data[p.key]["files"] for f in (ir, ir[:-4] + ".bin"))
 
     text = _inspect(out)
     assert "openvino_language_model.xml" in text and "int4_sym, group 16, ratio 0.6" in text
@@ -386,12 +389,14 @@ def _runtime_precisions(compiled, layer_type: str) -> list[str]:
     return out
 
 
-# int8_static on the tiny image encoder: NNCF quantizes 14 of the 15 weight layers (all but the resampler's query
-# in-projection, whose input is the learned query: no activation to quantize), inserts 19 FakeQuantize nodes,
-# and the CPU plugin runs 13 FullyConnected layers in int8 (the 14th weight is the patch-embedding Convolution).
-GOLDEN_STATIC_LAYERS = (0, 14, 1)
-GOLDEN_STATIC_FQ = 19
-GOLDEN_STATIC_INT8_FC = 13
+# int8_static on the tiny image encoder (its two IRs): NNCF quantizes 15 of the 16 weight layers (all but the
+# resampler's query in-projection, whose input is the learned query: no activation to quantize), inserts 20
+# FakeQuantize nodes (14 in the vision IR, 6 in the resampler's), and the CPU plugin runs 14 FullyConnected layers in
+# int8 (the 8 block linears and the position-table product, the resampler's 5; the 15th weight is the
+# patch-embedding Convolution).
+GOLDEN_STATIC_LAYERS = (0, 15, 1)
+GOLDEN_STATIC_FQ = 20
+GOLDEN_STATIC_INT8_FC = 14
 
 
 def test_image_encoder_int8_static(tiny_inputs):
@@ -403,20 +408,24 @@ def test_image_encoder_int8_static(tiny_inputs):
 
     recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 2}", "compression.llm=null",
                                              "compression.image_encoder={mode: int8_static}"])
-    model, report = compress_part(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
+    models, report = compress_part_irs(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
     assert _layers(report["weights"]) == GOLDEN_STATIC_LAYERS
-    assert report["calibration"]["items"] == 4 and report["calibration"]["options"] == ["mode"]
+    for entry in report["irs"].values():
+        assert entry["calibration"]["items"] == 4 and entry["calibration"]["options"] == ["mode"]
     assert report["policy"]["mode"] == "int8_static" and report["policy"]["preset"] == "performance"
-    assert sum(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops()) == GOLDEN_STATIC_FQ
+    assert sum(op.get_type_name() == "FakeQuantize" for m in models.values()
+               for op in m.get_ordered_ops()) == GOLDEN_STATIC_FQ
     core = ov.Core()
-    quantized = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    assert _runtime_precisions(quantized, "FullyConnected").count("i8") == GOLDEN_STATIC_INT8_FC
-    reference = core.compile_model(tiny_inputs["image_encoder_ir"] / part_named("image_encoder").ir_file, "CPU",
-                                   {"INFERENCE_PRECISION_HINT": "f32"})
-    for item in calibration_items(recipe, "image_encoder", tiny_inputs)[:2]:
-        a, b = (np.asarray(c(item)[0], np.float64).ravel() for c in (reference, quantized))
-        assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
-        assert not np.allclose(a, b, atol=1e-6)   # it did change something
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    quantized = {ir: core.compile_model(m, "CPU", f32) for ir, m in models.items()}
+    assert sum(_runtime_precisions(q, "FullyConnected").count("i8") for q in quantized.values()) == \
+        GOLDEN_STATIC_INT8_FC
+    for ir, q in quantized.items():   # each IR on its own calibration inputs (images like the calibration set)
+        reference = core.compile_model(tiny_inputs["image_encoder_ir"] / ir, "CPU", f32)
+        for item in calibration_items(recipe, "image_encoder", tiny_inputs, ir=ir)[:2]:
+            a, b = (np.asarray(c(item)[0], np.float64).ravel() for c in (reference, q))
+            assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99, ir
+            assert not np.allclose(a, b, atol=1e-6)   # it did change something
 
 
 def test_int8_static_options_reach_nncf():

@@ -52,7 +52,7 @@ def int4_root(tmp_path_factory) -> Path:
 def test_run_writes_a_complete_bundle(int4_root):
     bundle = int4_root / "tiny-minicpmv2-int4" / "0.1.0"
     for f in ("openvino_language_model.xml", "openvino_language_model.bin", "openvino_text_embeddings_model.xml",
-              "openvino_image_encoder_model.xml", "config.json", "tokenizer.model", "tokenizer_config.json",
+              "openvino_vision_embeddings_model.xml", "openvino_resampler_model.xml", "config.json", "tokenizer.model", "tokenizer_config.json",
               "generation_config.json", "manifest.json", "validation.json"):
         assert (bundle / f).is_file(), f
     m = json.loads((bundle / "manifest.json").read_text())
@@ -104,8 +104,9 @@ def test_int8_static_image_encoder_bundle_validates_and_chats(tmp_path):
     bundle = tmp_path / "tiny-minicpmv2-int4" / "0.1.0"
     m = json.loads((bundle / "manifest.json").read_text())
     enc = m["compression"]["image_encoder"]
-    assert enc["policy"]["mode"] == "int8_static" and enc["calibration"]["items"] == 4
-    assert enc["weights"]["int8"]["layers"] == 14 and enc["weights"]["int4"]["layers"] == 0
+    assert enc["policy"]["mode"] == "int8_static"
+    assert [enc["irs"][ir]["calibration"]["items"] for ir in enc["files"]] == [4, 4]
+    assert enc["weights"]["int8"]["layers"] == 15 and enc["weights"]["int4"]["layers"] == 0
     checks = m["validation"]["checks"]
     assert m["validation"]["passed"] and checks["image_encoder"]["passed"]
     assert 0.7 <= checks["image_encoder"]["metrics"]["min_cosine"] < 0.999   # quantized, and not broken

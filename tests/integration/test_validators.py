@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, MANIFEST, TEXT_EMBEDDINGS, VALIDATION
+from ovexport.bundle.layout import LANGUAGE_MODEL, MANIFEST, TEXT_EMBEDDINGS, VALIDATION, VISION_EMBEDDINGS
 from ovexport.errors import BundleError, ValidationFailed
 from ovexport.recipe.schema import ValidationSpec
 from ovexport.validators.base import gate, kl_divergence, top1_agreement
@@ -194,8 +194,8 @@ def test_broken_export_fails_and_names_the_checks(tiny_checkpoint, broken_irs):
 
 def test_an_ir_that_cannot_run_is_a_failed_check_not_a_crash(tiny_checkpoint, tiny_irs_fp32, tmp_path):
     d = copy_irs(tiny_irs_fp32, tmp_path / "irs")
-    # the text-embeddings IR where the image encoder should be: wrong inputs
-    for a, b in ((TEXT_EMBEDDINGS, IMAGE_ENCODER),):
+    # the text-embeddings IR where the image encoder's first IR should be: wrong inputs
+    for a, b in ((TEXT_EMBEDDINGS, VISION_EMBEDDINGS),):
         for ext in (".xml", ".bin"):
             shutil.copy2(d / (a[:-4] + ext), d / (b[:-4] + ext))
     r = run_validation(tiny_checkpoint, d, ValidationSpec(), console=quiet(), checks=["image_encoder"])
@@ -249,7 +249,7 @@ def bundle(tmp_path, tiny_checkpoint, tiny_irs_fp32) -> Path:
 
 def test_revalidate_bundle_passes_then_detects_truncation(bundle):
     r = revalidate_bundle(bundle, console=quiet(), checks=["text_embeddings"])
-    assert r["passed"] and r["files_verified"] == 10
+    assert r["passed"] and r["files_verified"] == 12   # 4 IRs (xml + bin) and 4 checkpoint files
     bin_file = bundle / "openvino_language_model.bin"
     data = bin_file.read_bytes()
     bin_file.write_bytes(data[: len(data) // 2])

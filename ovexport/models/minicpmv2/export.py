@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, TEXT_EMBEDDINGS
+from ovexport.bundle.layout import IMAGE_ENCODER, LANGUAGE_MODEL, RESAMPLER, TEXT_EMBEDDINGS, VISION_EMBEDDINGS
 from ovexport.exporter.spec import PartSpec, StatefulSpec
 
 from .config import MiniCPMV2Config
 from .llm import MiniCPMLM
-from .parts import load_image_encoder, load_llm, load_text_embeddings
+from .parts import load_image_encoder, load_llm, load_resampler, load_text_embeddings
 
 
 
@@ -80,4 +80,52 @@ def image_encoder_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype, 
         example_input={"pixel_values": torch.randn(1, 3, trace_size, trace_size),
                        "tgt_size": torch.tensor([grid, grid], dtype=torch.int64)},
         input_names=["pixel_values", "tgt_size"], output_names=["image_features"],
+    )
+
+
+def _genai_trace_inputs(config: MiniCPMV2Config, vision_dim: int, trace_size: int) -> tuple[dict, dict]:
+    """Example inputs of the two genai-layout IRs: a padded batch of two grids (trace_size^2 and a wide one), so
+    the traced graph keeps every dimension dynamic (a batch of 1 would freeze the batch into reshapes) and takes
+    the masked, padded path genai uses."""
+    from .genai_inputs import patch_strip, sincos_2d, vision_position_ids
+
+    p = config.patch_size
+    g = -(-trace_size // p)
+    grids = [(g, g), (max(1, g // 2), g + 3)]
+    length = max(h * w for h, w in grids)
+    pixels = torch.zeros(2, 3, p, length * p)
+    mask = torch.zeros(2, 1, length)
+    pos = torch.zeros(2, length, dtype=torch.int64)
+    table = torch.zeros(length, 2, config.hidden_size)
+    padding = torch.ones(2, length)
+    for i, (h, w) in enumerate(grids):
+        strip = patch_strip(torch.randn(1, 3, h * p, w * p).numpy(), p)[0]
+        pixels[i, :, :, :strip.shape[-1]] = torch.from_numpy(strip)
+        mask[i, 0, :h * w] = 1
+        pos[i, :h * w] = torch.from_numpy(vision_position_ids(h, w))
+        table[:h * w, i] = torch.from_numpy(sincos_2d(config.hidden_size, h, w))
+        padding[i, :h * w] = 0
+    vision = {"pixel_values": pixels, "patch_attention_mask": mask, "position_ids": pos}
+    resampler = {"image_feature": torch.randn(2, length, vision_dim), "pos_embed": table,
+                 "key_padding_mask": padding}
+    return vision, resampler
+
+
+def genai_image_encoder_specs(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype,
+                              trace_size: int = 448) -> tuple[PartSpec, PartSpec]:
+    """The image encoder as openvino.genai's two IRs (``genai_vision``): vision embeddings, then resampler."""
+    from .genai_vision import GenaiResampler, VisionEmbeddings
+    from .vision import vision_width
+
+    with torch.device("meta"):
+        from .vision import build_vision_tower
+        width = vision_width(build_vision_tower(config))
+    vision_in, resampler_in = _genai_trace_inputs(config, width, trace_size)
+    return (
+        PartSpec(name="image_encoder", filename=VISION_EMBEDDINGS,
+                 load=lambda: VisionEmbeddings(load_image_encoder(ckpt, config, dtype).vpm),
+                 example_input=vision_in, input_names=list(vision_in), output_names=["last_hidden_state"]),
+        PartSpec(name="image_encoder", filename=RESAMPLER,
+                 load=lambda: GenaiResampler(load_resampler(ckpt, config, dtype)),
+                 example_input=resampler_in, input_names=list(resampler_in), output_names=["resampled"]),
     )

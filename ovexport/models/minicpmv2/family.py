@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ovexport.bundle.layout import RESAMPLER, VISION_EMBEDDINGS
 from ovexport.models.interface import GenerationPresets, ValidationCases
 from ovexport.models.registry import register_family
 from ovexport.parts import PART_KEYS
@@ -43,6 +44,8 @@ class MiniCPMV2Family:
     name = "minicpmv2"
     display_name = "MiniCPM-V-2"
     parts = PART_KEYS
+    # the image encoder as the two IRs openvino.genai's VLMPipeline opens for a "minicpmv" folder (genai_vision.py)
+    ir_layout = {"image_encoder": (VISION_EMBEDDINGS, RESAMPLER)}
     bundle_files = BUNDLE_FILES
     required_files = ("config.json", "tokenizer.model")
     # tiny: random weights, a few MB; tiny-trained: trained on a generated VQA task (trained/), cached;
@@ -84,8 +87,18 @@ class MiniCPMV2Family:
         return {
             "text_embeddings": export.text_embeddings_spec(ckpt, config, dtype),
             "llm": export.language_model_spec(ckpt, config, dtype),
-            "image_encoder": export.image_encoder_spec(ckpt, config, dtype, trace_image_size),
+            "image_encoder": export.genai_image_encoder_specs(ckpt, config, dtype, trace_image_size),
         }
+
+    def genai_prompt(self, adapter, prepared):
+        """The prompt openvino.genai's VLMPipeline builds: slices laid out as for 2.6 (``genai_prepared``)."""
+        from .genai_inputs import genai_prepared
+        return genai_prepared(prepared, adapter.tokenizer, int(adapter.config.query_num))
+
+    def image_encoder(self, config, infer, record=None):
+        """The two image IRs as one encoder, fed what openvino.genai feeds them (``genai_inputs``)."""
+        from .genai_inputs import GenaiImageEncoder
+        return GenaiImageEncoder(infer, int(config.patch_size), int(config.hidden_size), record)
 
     def write_synthetic(self, out: Path, size: str = "tiny", seed: int = 0, progress=None) -> Path:
         if size == "tiny-trained":

@@ -13,7 +13,9 @@ from torch import nn
 from .checkpoint import load_tensors
 from .config import MiniCPMV2Config
 from .llm import MiniCPMLM
-from .model import ImageEncoder, MiniCPMV2
+from .model import ImageEncoder, MiniCPMV2, build_resampler
+from .resampler import Resampler
+from .vision import build_vision_tower, vision_width
 
 
 class TextEmbeddings(nn.Module):
@@ -45,6 +47,16 @@ def load_llm(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.floa
 
 def load_image_encoder(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> ImageEncoder:
     return _load(ImageEncoder, "", ckpt, config, dtype)
+
+
+def load_resampler(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> Resampler:
+    """The resampler alone (``resampler.*``): the vision tower is not read."""
+    config = config or MiniCPMV2Config.from_dir(ckpt)
+    with torch.device("meta"):
+        tower = build_vision_tower(config)
+        module = build_resampler(config, vision_width(tower))
+    load_tensors(ckpt, module, "resampler.", dtype)
+    return module.eval()
 
 
 def load_model(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> MiniCPMV2:

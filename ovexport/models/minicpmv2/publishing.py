@@ -56,6 +56,8 @@ def preprocessor_config(ckpt: Path) -> dict:
     """The image-processing settings of ``config.json`` under the names of the original image processor."""
     from .config import MiniCPMV2Config
 
+    from .genai_vision import POSITION_BUCKETS
+
     c = MiniCPMV2Config.from_dir(ckpt)
     return {
         "image_processor_type": "MiniCPMVImageProcessor",
@@ -73,7 +75,20 @@ def preprocessor_config(ckpt: Path) -> dict:
         "query_num": c.query_num,
         "im_start": "<image>", "im_end": "</image>", "slice_start": "<slice>", "slice_end": "</slice>",
         "unk": "<unk>",
+        # openvino.genai's names: its normalisation, and the grid its vision position_ids are bucketed over
+        # (image_size / patch_size), which the vision-embeddings IR reads the patch grid back from
+        "norm_mean": [0.5, 0.5, 0.5],
+        "norm_std": [0.5, 0.5, 0.5],
+        "image_size": POSITION_BUCKETS * c.patch_size,
     }
+
+
+def genai_config(ckpt: Path) -> dict:
+    """``config.json`` as openvino.genai reads it: the checkpoint's, with ``use_image_id: false`` (V-2 puts no
+    ``<image_id>`` before an image; genai's default, for 2.6, does)."""
+    config = json.loads((Path(ckpt) / "config.json").read_text(encoding="utf-8"))
+    config["use_image_id"] = False
+    return config
 
 
 def _hf_tokenizer(ckpt: Path, tmp: Path):
@@ -114,8 +129,14 @@ def write_ov_tokenizers(ckpt: Path, out: Path) -> tuple[str, ...]:
 
     with tempfile.TemporaryDirectory(prefix="ovexport-tok-") as tmp:
         hf = _hf_tokenizer(Path(ckpt), Path(tmp))
+        # BOS is added by the switch below, which openvino.genai can turn off (it cannot change a BOS baked into
+        # the sentencepiece conversion, and then counts it in every encode(..., add_special_tokens=False))
         tok, detok = convert_tokenizer(hf, with_detokenizer=True, skip_special_tokens=True,
-                                       clean_up_tokenization_spaces=False)
+                                       clean_up_tokenization_spaces=False, add_special_tokens=False)
+        bos_id = hf.bos_token_id
+    config = json.loads((Path(ckpt) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if config.get("add_bos_token", True):
+        tok = add_bos_switch(tok, int(bos_id))
     ov.save_model(tok, out / TOKENIZER_XML)
     ov.save_model(detok, out / DETOKENIZER_XML)
     mismatches = check_ov_tokenizer(ckpt, out)
@@ -126,6 +147,47 @@ def write_ov_tokenizers(ckpt: Path, out: Path) -> tuple[str, ...]:
         raise BundleError(f"the OpenVINO tokenizer does not reproduce ours: {mismatches[0]}",
                           fix="report it with the openvino-tokenizers version (`pip show openvino-tokenizers`)")
     return TOKENIZER_XML, DETOKENIZER_XML
+
+
+# the OpenVINO state variable openvino.genai's Tokenizer sets for ``encode(..., add_special_tokens=...)``
+ADD_SPECIAL_TOKENS_VARIABLE = "add_special_tokens"
+
+
+def add_bos_switch(tok, bos_id: int):
+    """``tok`` (converted without special tokens) with BOS put in front of every sequence while the state variable
+    ``add_special_tokens`` is true (its default), as openvino.genai does to tokenizers with ``CombineSegments``, and
+    never in front of a text that starts with BOS already (for a batch: unless one of its texts does). The chat
+    template writes BOS; openvino.genai encodes the templated prompt without special tokens in one call and with
+    them in a chat's turns: either way the prompt gets exactly one BOS, as ovexport's runtime gives it."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+    from openvino.op.util import Variable, VariableInfo
+
+    info = VariableInfo()
+    info.data_shape, info.data_type, info.variable_id = ov.PartialShape([]), ov.Type.boolean, ADD_SPECIAL_TOKENS_VARIABLE
+    variable = Variable(info)
+    flag = ops.read_value(ops.constant(np.array(True)), variable)
+    ids, mask = (next(o for o in tok.outputs if name in o.get_names()) for name in ("input_ids", "attention_mask"))
+    source_ids = ids.get_node().input_value(0)
+    first = ops.slice(source_ids, np.array([0]), np.array([1]), np.array([1]), np.array([1]))
+    has_bos = ops.reduce_logical_or(ops.equal(first, ops.constant(np.array(bos_id, source_ids.get_element_type()
+                                                                             .to_dtype()))),
+                                    np.array([0, 1]), keep_dims=False)
+    add = ops.logical_and(flag, ops.logical_not(has_bos))
+    count = ops.select(add, ops.constant(np.array([1], np.int64)), ops.constant(np.array([0], np.int64)))
+    rows = ops.gather(ops.shape_of(source_ids), ops.constant(np.array([0])), 0)
+    shape = ops.concat([rows, count], 0)
+    for port, value in ((ids, bos_id), (mask, 1)):
+        result = port.get_node()
+        source = result.input_value(0)
+        prefix = ops.broadcast(ops.constant(np.array([[value]], source.get_element_type().to_dtype())), shape)
+        result.input(0).replace_source_output(ops.concat([prefix, source], 1).output(0))
+    model = ov.Model(tok.get_results(), [ops.assign(flag, variable)], tok.get_parameters(), tok.get_friendly_name())
+    for key in tok.get_rt_info():
+        model.set_rt_info(tok.get_rt_info(key), key)
+    model.set_rt_info("True", "add_special_tokens")
+    return model
 
 
 def check_ov_tokenizer(ckpt: Path, bundle: Path, corpus=TOKENIZER_CORPUS) -> list[str]:
@@ -167,6 +229,9 @@ def write_bundle_files(ckpt: Path, out: Path) -> None:
     target.unlink(missing_ok=True)
     target.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(ckpt), indent=2) + "\n")
+    target = out / "config.json"   # a hard link to the checkpoint's: replaced, never edited
+    target.unlink(missing_ok=True)
+    target.write_text(json.dumps(genai_config(ckpt), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def card_usage(repo_id: str) -> str:
