@@ -47,6 +47,22 @@ def test_full_size_names_and_shapes_match_the_real_checkpoint_index():
     assert max(int(k.split(".")[2]) for k in shapes if k.startswith("vpm.blocks.")) == 25
 
 
+def test_release_disk_estimate_counts_the_weights_of_the_real_checkpoint():
+    from ovexport.models.minicpmv2 import resources
+
+    config = json.loads((REFERENCE / "config.json").read_text())
+    with torch.device("meta"):
+        shapes = tensor_shapes(MiniCPMV2(MiniCPMV2Config.from_dict(config)))
+    part = {"vpm": "image_encoder", "resampler": "image_encoder", "llm": "llm"}
+    counted = {"text_embeddings": 0, "llm": 0, "image_encoder": 0}
+    for name, shape in shapes.items():
+        counted["text_embeddings" if name == "llm.model.embed_tokens.weight" else part[name.split(".")[0]]] += \
+            math.prod(shape)
+    assert counted == resources.FULL_WEIGHTS and math.prod(shapes["llm.lm_head.weight"]) == resources.LM_HEAD
+    total = json.loads((REFERENCE / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
+    assert resources.CHECKPOINT_BYTES == total
+
+
 def test_builtin_real_config_is_the_published_one():
     assert REAL_CONFIG == json.loads((REFERENCE / "config.json").read_text())
 
