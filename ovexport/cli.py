@@ -486,11 +486,13 @@ def publish(bundle: str, repo_id: str, private: bool | None, revision: str | Non
 
 @cli.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, exists=True))
-def matrix(pipeline: str) -> None:
+@click.option("--large-runner", metavar="LABEL", default=None,
+              help="runner label for the recipes that need more memory or disk than ubuntu-24.04 has")
+def matrix(pipeline: str, large_runner: str | None) -> None:
     """Print the release matrix of a pipeline file as JSON for GitHub Actions (one entry per recipe)."""
     from ovexport.publish.matrix import release_matrix
 
-    click.echo(json.dumps(release_matrix(pipeline), separators=(",", ":")))
+    click.echo(json.dumps(release_matrix(pipeline, large_runner=large_runner or None), separators=(",", ":")))
 
 
 def main() -> None:

@@ -65,6 +65,10 @@ def hub(monkeypatch, tmp_path):
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))  # no stored login
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        # the server has no Xet (as a Hub without it); huggingface_hub >= 1.20 uploads through Xet whenever hf_xet
+        # is installed without asking the server, so the client is told here (hub_server.py)
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
         yield server
 
 
@@ -204,6 +208,44 @@ def test_first_publish_uploads_one_commit_tags_it_and_files_read_back_equal(bund
     local = bundle_bytes(bundle)
     assert {k: v for k, v in served.items() if k != ".gitattributes"} == local
     assert TOKEN not in r.output
+
+
+def test_bin_files_go_through_lfs_and_a_snapshot_download_gives_back_every_file(bundle, hub, tmp_path):
+    """The Hub's two upload paths: *.bin (the .gitattributes pattern) and files above the size threshold through
+    LFS (batch API, PUT of the object, lfsFile in the commit), the rest regular; then every file read back."""
+    import hashlib
+
+    from huggingface_hub import snapshot_download
+
+    local = bundle_bytes(bundle)
+    hub.lfs_size_threshold = 8192
+    large = {f for f, data in local.items() if len(data) > hub.lfs_size_threshold and not f.endswith(".bin")}
+    bins = {f for f in local if f.endswith(".bin")}
+    assert len(bins) >= 5 and large and set(local) - bins - large  # the three kinds are there
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
+    assert r.exit_code == 0, r.output
+
+    lfs = bins | large
+    assert {p for key, p in hub.commit_ops if key == "lfsFile"} == lfs
+    assert {p for key, p in hub.commit_ops if key == "file"} == set(local) - lfs
+    assert set(hub.lfs_puts) == {hashlib.sha256(local[f]).hexdigest() for f in lfs}
+    assert len(hub.lfs_puts) == len(set(hub.lfs_puts))   # each object uploaded once
+    assert hub.lfs_paths_at("tester/tiny", VERSION_TAG) == lfs
+    assert sum(1 for m, p in hub.requests if m == "POST" and p.endswith(".git/info/lfs/objects/verify")) \
+        == len(set(hub.lfs_puts))
+
+    before = len(hub.requests)
+    got = Path(snapshot_download("tester/tiny", revision=VERSION_TAG, cache_dir=tmp_path / "dl", token=TOKEN,
+                                 endpoint=hub.endpoint))
+    downloaded = {p.relative_to(got).as_posix(): p.read_bytes() for p in got.rglob("*") if p.is_file()}
+    assert downloaded.pop(".gitattributes").startswith(b"*.7z filter=lfs")
+    assert downloaded.keys() == local.keys()
+    assert [f for f in local if downloaded[f] != local[f]] == []
+    # the LFS files came from the storage origin, after a 302 of /resolve; the regular ones from /resolve
+    fetched = [p for m, p in hub.requests[before:] if m == "GET" and p.startswith("/lfs-storage/")]
+    assert sorted(fetched) == sorted(f"/lfs-storage/{hashlib.sha256(local[f]).hexdigest()}" for f in lfs)
+    assert not [p for m, p in hub.requests[before:] if m == "GET" and "/resolve/" in p and p.split("/resolve/")[1]
+                .split("/", 1)[1] in lfs]   # an LFS file's GET /resolve is answered by the 302 of its HEAD
 
 
 def test_same_version_again_is_a_no_op_and_changed_content_is_refused(bundle, builds, hub, tmp_path):

@@ -16,11 +16,13 @@ from ovexport.models.minicpmv2.config import MiniCPMV2Config
 from ovexport.models.minicpmv2.model import MiniCPMV2
 from ovexport.models.minicpmv2.parts import load_image_encoder, load_llm
 from ovexport.models.minicpmv2.resampler import sincos_2d
-from ovexport.models.minicpmv2.synth import REAL_CONFIG, write_synthetic_checkpoint
+from ovexport.models.minicpmv2.synth import GENERATION_CONFIG, REAL_CONFIG, write_synthetic_checkpoint
+from ovexport.models.minicpmv2.synth_tokenizer import SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG
 
 pytestmark = pytest.mark.unit
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "minicpm-v-2"
+# The real checkpoint's metadata (no weights), copied into the repository: tests/data/README.md
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "minicpm-v-2"
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,6 @@ def tiny(tmp_path_factory) -> Path:
 
 def test_full_size_names_and_shapes_match_the_real_checkpoint_index():
     index = REFERENCE / "model.safetensors.index.json"
-    if not index.is_file():
-        pytest.skip(f"{index} not present (shared/ is laid beside the repository)")
     config = json.loads((REFERENCE / "config.json").read_text())
     with torch.device("meta"):
         model = MiniCPMV2(MiniCPMV2Config.from_dict(config))
@@ -47,11 +47,34 @@ def test_full_size_names_and_shapes_match_the_real_checkpoint_index():
     assert max(int(k.split(".")[2]) for k in shapes if k.startswith("vpm.blocks.")) == 25
 
 
+def test_release_disk_estimate_counts_the_weights_of_the_real_checkpoint():
+    from ovexport.models.minicpmv2 import resources
+
+    config = json.loads((REFERENCE / "config.json").read_text())
+    with torch.device("meta"):
+        shapes = tensor_shapes(MiniCPMV2(MiniCPMV2Config.from_dict(config)))
+    part = {"vpm": "image_encoder", "resampler": "image_encoder", "llm": "llm"}
+    counted = {"text_embeddings": 0, "llm": 0, "image_encoder": 0}
+    for name, shape in shapes.items():
+        counted["text_embeddings" if name == "llm.model.embed_tokens.weight" else part[name.split(".")[0]]] += \
+            math.prod(shape)
+    assert counted == resources.FULL_WEIGHTS and math.prod(shapes["llm.lm_head.weight"]) == resources.LM_HEAD
+    total = json.loads((REFERENCE / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
+    assert resources.CHECKPOINT_BYTES == total
+
+
 def test_builtin_real_config_is_the_published_one():
-    f = REFERENCE / "config.json"
-    if not f.is_file():
-        pytest.skip(f"{f} not present")
-    assert REAL_CONFIG == json.loads(f.read_text())
+    assert REAL_CONFIG == json.loads((REFERENCE / "config.json").read_text())
+
+
+@pytest.mark.parametrize("name,ours", [
+    ("tokenizer_config.json", TOKENIZER_CONFIG),
+    ("special_tokens_map.json", SPECIAL_TOKENS_MAP),
+    ("generation_config.json", GENERATION_CONFIG),
+])
+def test_synthetic_checkpoint_metadata_is_the_published_one(name, ours):
+    """synth writes these into every synthetic checkpoint as "the same content as the real one"."""
+    assert ours == json.loads((REFERENCE / name).read_text())
 
 
 def _sincos_numpy(dim: int, h: int, w: int) -> np.ndarray:

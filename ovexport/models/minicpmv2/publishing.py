@@ -16,6 +16,8 @@ from pathlib import Path
 
 from ovexport.errors import BundleError
 
+from .resources import resources  # noqa: F401  (the Publishing protocol's resources(recipe))
+
 PIPELINE_TAG = "image-text-to-text"
 TOKENIZER_XML = "openvino_tokenizer.xml"
 DETOKENIZER_XML = "openvino_detokenizer.xml"
@@ -251,16 +253,3 @@ conv = Conversation(image="photo.jpg")             # the image is encoded once p
 print(pipe.chat("Describe this image.", conversation=conv).text)
 print(pipe.chat("And the colours?", conversation=conv).text)
 ```"""
-
-
-def resources(source_kind: str, size: str | None) -> dict:
-    """Memory and disk a release job of this family needs (``ovexport matrix``), in GiB.
-
-    Full size: the heaviest step of the full-size int4 run peaked at 10.0 GB RSS (validate; BENCHMARKS.md), plus
-    headroom for the runner itself -> 16. Disk: the 6.8 GB fp16 checkpoint in the Hub cache, the fp32-traced and
-    compressed IRs of the work directory and the bundle, about 30 GB -> 40. Tiny runs need well under 1 GiB.
-    """
-    if source_kind == "synthetic" and size == "tiny":
-        return {"memory_gb": 2, "disk_gb": 1}
-    return {"memory_gb": 16, "disk_gb": 40}
-
