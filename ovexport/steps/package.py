@@ -10,6 +10,7 @@ from ovexport import __version__
 from ovexport.bundle.layout import COMPRESSION, MANIFEST, VALIDATION
 from ovexport.bundle.manifest import BUILD, FORMAT, file_entries
 from ovexport.bundle.reproducible import LOCAL_SOURCES, bundle_validation, local_paths, scrub
+from ovexport.engine.code_digest import link_or_copy, versions
 from ovexport.engine.lock import Lock
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.models.registry import family_for
@@ -17,7 +18,7 @@ from ovexport.parts import PARTS
 from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
 
-from .common import RunsFamilyCode, link_or_copy, versions
+from .common import RunsFamilyCode
 
 def _license(ckpt: Path) -> str | None:
     """The source's license, from the metadata of its README.md (a Hub snapshot has one), else None."""
