@@ -334,29 +334,26 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
 
 def compare_bundles(bundles: Sequence[str], checkpoint: str | None, opts: EvalOptions,
                     console: Console | None = None) -> dict:
-    """Score bundles already built (each against the same reference)."""
-    from ovexport.bundle.manifest import read_manifest
+    """Score bundles already built (each against the same reference: bundles of one source)."""
     from ovexport.engine.fingerprint import digest_dir
     from ovexport.models.registry import family_for
 
+    from .bundles import bundle_variants
+
     console = console or Console()
-    paths = [Path(b) for b in bundles]
-    for p in paths:
-        if not p.is_dir():
-            raise InputError(f"bundle {p} does not exist", fix="pass directories written by `ovexport run`")
+    for b in bundles:
+        if not Path(b).is_dir():
+            raise InputError(f"bundle {b} does not exist", fix="pass directories written by `ovexport run`")
+    found = bundle_variants(bundles)
+    paths = [v.path for v in found]
     ckpt = Path(checkpoint) if checkpoint else None
     out = opts.out or Path("compare") / "bundles"
     cmp = Comparison(opts, console, out, default_root(None))
     cmp.prepare(family_for(ckpt or paths[0]), ckpt)
     scored = []
-    for p in paths:
-        try:
-            label = read_manifest(p).get("recipe", {}).get("name") or p.name
-            label = f"{label}@{p.name}"
-        except Exception:  # noqa: BLE001 - a bundle without a readable manifest is labelled by its path
-            label = str(p)
-        console.rule(f"[bold]{label}[/]")
-        scored.append(cmp.score(label.replace("/", "_").replace("@", "-"), label, p, p, digest_dir(p)[0]))
+    for v in found:
+        console.rule(f"[bold]{v.label}[/]")
+        scored.append(cmp.score(v.name, v.label, v.path, v.path, digest_dir(v.path)[0]))
     cmp.measure_speed(scored)
     return cmp.finish(f"ovexport compare: {len(scored)} bundles on {cmp.evalset.name}", ", ".join(map(str, paths)),
                       scored)
