@@ -118,8 +118,10 @@ def test_a_bundle_reference_key_holds_its_tokenizer_and_config_files(tmp_path):
     class Set:
         digest = "e"
 
-    for name in ("openvino_language_model.xml", "openvino_language_model.bin", "tokenizer.model", "config.json",
-                 "tokenizer_config.json", "manifest.json", "README.md"):
+    from ovexport.parts import PARTS
+
+    irs = [f for part in PARTS for f in part.files]
+    for name in (*irs, "tokenizer.model", "config.json", "tokenizer_config.json", "manifest.json", "README.md"):
         (tmp_path / name).write_text(name)
     before = bundle_key(tmp_path, Set(), 8, {})
     (tmp_path / "README.md").write_text("another card")       # describes the bundle, decides nothing
