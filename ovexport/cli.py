@@ -468,8 +468,11 @@ def validate(bundle: str, checkpoint: str | None, device: str | None, runtime: s
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch (no tag).")
 @click.option("--dry-run", is_flag=True, help="Print the files, sizes, target and tag; upload nothing.")
 @click.option("--allow-unvalidated", is_flag=True, help="Publish a bundle without a passed validation.")
+@click.option("--compare", "compare", type=click.Path(exists=True), metavar="DIR|compare.json",
+              help="Put the figures of an `ovexport compare` that scored this bundle's IRs on the published card "
+                   "(the bundle itself never holds them).")
 def publish(bundle: str, repo_id: str, private: bool | None, revision: str | None, create_pr: bool, dry_run: bool,
-            allow_unvalidated: bool) -> None:
+            allow_unvalidated: bool, compare: str | None) -> None:
     """Publish a bundle to the Hugging Face Hub: one commit with every file, tagged v<version>.
 
     The token comes from HF_TOKEN or `hf auth login`. Publishing a version again is a no-op when the tag holds
@@ -481,7 +484,7 @@ def publish(bundle: str, repo_id: str, private: bool | None, revision: str | Non
     if not REPO_ID_RE.match(repo_id):
         raise OvexportError(f"{repo_id!r} is not a Hugging Face repo id", fix="use --repo-id <owner>/<name>")
     publish_bundle(bundle, repo_id, private=private, revision=revision, create_pr=create_pr, dry_run=dry_run,
-                   allow_unvalidated=allow_unvalidated, echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+                   allow_unvalidated=allow_unvalidated, compare=compare, echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
 
 
 @cli.command()

@@ -17,22 +17,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ovexport.engine.atomic import atomic_write_text
+from ovexport.engine.code_digest import versions
 from ovexport.engine.fingerprint import canonical_json
 from ovexport.errors import InputError
 from ovexport.evaluation import evalset as evalsets
 from ovexport.evaluation import scoring
 from ovexport.engine.peak_rss import peak_rss_self
 from ovexport.evaluation.reference import reference_answers
-from ovexport.evaluation.reference_cache import ReferenceCache, default_root
+from ovexport.evaluation.reference_cache import LIBRARIES, ReferenceCache, default_root
+from ovexport.models.registry import code_digest_of
 from ovexport.runtime.ov_models import PRECISION_F32
-from ovexport.steps.common import code_digest
 from ovexport.util.machine import cpu_info, describe
 
 from . import report
 from .evaluate import evaluate_irs, reference_metrics
 from .sweep import Variant, load_variants
 
-EVAL_CODE = ("evaluation", "compare/evaluate.py", "runtime")
 
 
 @dataclass
@@ -94,7 +94,9 @@ class _Progress:
 
 def _variant_key(compress_fp: str, ref_key: dict, es, opts: EvalOptions) -> str:
     doc = {"compress": compress_fp, "reference": ref_key, "evalset": es.digest, "max_new_tokens": opts.max_new_tokens,
-           "ov_config": opts.ov_config, "device": opts.device, "code": code_digest(*EVAL_CODE)}
+           "ov_config": opts.ov_config, "device": opts.device,
+           "code": code_digest_of(__name__, "ovexport.compare.evaluate", roles=("runtime",)),
+           "libraries": versions(*LIBRARIES)}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
@@ -105,7 +107,8 @@ def _speed_key(variant: dict, first: dict, opts: EvalOptions) -> str:
     """What decides a variant's speed figures: its IRs, the first variant's (the side-by-side baseline), the runs,
     the device and this CPU (a figure from another machine is not reused)."""
     doc = {"variant": variant["key"], "first": first["key"], "runs": opts.speed_runs, "device": opts.device,
-           "cpu": cpu_info(), "code": code_digest("runtime")}
+           "cpu": cpu_info(), "code": code_digest_of("ovexport.runtime.bench", roles=("runtime",)),
+           "libraries": versions(*LIBRARIES)}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
@@ -331,29 +334,26 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
 
 def compare_bundles(bundles: Sequence[str], checkpoint: str | None, opts: EvalOptions,
                     console: Console | None = None) -> dict:
-    """Score bundles already built (each against the same reference)."""
-    from ovexport.bundle.manifest import read_manifest
+    """Score bundles already built (each against the same reference: bundles of one source)."""
     from ovexport.engine.fingerprint import digest_dir
     from ovexport.models.registry import family_for
 
+    from .bundles import bundle_variants
+
     console = console or Console()
-    paths = [Path(b) for b in bundles]
-    for p in paths:
-        if not p.is_dir():
-            raise InputError(f"bundle {p} does not exist", fix="pass directories written by `ovexport run`")
+    for b in bundles:
+        if not Path(b).is_dir():
+            raise InputError(f"bundle {b} does not exist", fix="pass directories written by `ovexport run`")
+    found = bundle_variants(bundles)
+    paths = [v.path for v in found]
     ckpt = Path(checkpoint) if checkpoint else None
     out = opts.out or Path("compare") / "bundles"
     cmp = Comparison(opts, console, out, default_root(None))
     cmp.prepare(family_for(ckpt or paths[0]), ckpt)
     scored = []
-    for p in paths:
-        try:
-            label = read_manifest(p).get("recipe", {}).get("name") or p.name
-            label = f"{label}@{p.name}"
-        except Exception:  # noqa: BLE001 - a bundle without a readable manifest is labelled by its path
-            label = str(p)
-        console.rule(f"[bold]{label}[/]")
-        scored.append(cmp.score(label.replace("/", "_").replace("@", "-"), label, p, p, digest_dir(p)[0]))
+    for v in found:
+        console.rule(f"[bold]{v.label}[/]")
+        scored.append(cmp.score(v.name, v.label, v.path, v.path, digest_dir(v.path)[0]))
     cmp.measure_speed(scored)
     return cmp.finish(f"ovexport compare: {len(scored)} bundles on {cmp.evalset.name}", ", ".join(map(str, paths)),
                       scored)

@@ -147,14 +147,40 @@ def _check_values(recipe_path: str, base_overrides: Sequence[str], vs: Sequence[
         raise RecipeError(list(dict.fromkeys(problems)), fix=SWEEP_FIX)
 
 
+def _same_build(recipe) -> str:
+    """What a variant builds: its resolved recipe without its name (``ratio=0.6`` on a ratio-0.6 recipe is the
+    base itself)."""
+    from ovexport.engine.fingerprint import canonical_json
+    from ovexport.recipe.load import resolved_dict
+
+    return canonical_json({k: v for k, v in resolved_dict(recipe).items() if k != "name"})
+
+
+def one_source(loaded: Sequence[tuple[Variant, Any]]) -> None:
+    """Every variant is scored against one reference, that of the first variant's checkpoint: a variant of another
+    ``source`` is refused."""
+    if not loaded:
+        return
+    first_v, first = loaded[0]
+    for v, r in loaded[1:]:
+        if r.source_spec.uri != first.source_spec.uri:
+            raise RecipeError([f"variant {v.label} builds from source {r.source_spec.uri}, not "
+                               f"{first.source_spec.uri} as variant {first_v.label} does: every variant is scored "
+                               "against one reference"],
+                              fix="compare one source per run (sweep the source in separate `ovexport compare` runs)")
+
+
 def load_variants(recipe_path: str, base_overrides: Sequence[str], vs: Sequence[Variant]) -> list[tuple[Variant, Any]]:
     """Each variant's validated ``Recipe`` (named ``<recipe>.v-<hash>``); every problem of every variant is
-    reported at once, each naming the ``--sweep``/``--variant`` behind it."""
+    reported at once, each naming the ``--sweep``/``--variant`` behind it. A variant that resolves to the same
+    recipe as an earlier one (a swept value equal to the base's) is one row: the earlier one, labelled with both.
+    Variants of another source than the first are refused (``one_source``)."""
     from ovexport.recipe.load import load_recipe
 
     base = load_recipe(recipe_path, base_overrides)
     _check_values(recipe_path, base_overrides, vs)
     out, problems = [], []
+    builds: dict[str, Variant] = {}
     for v in vs:
         name = v.name(base.name)
         try:
@@ -165,8 +191,14 @@ def load_variants(recipe_path: str, base_overrides: Sequence[str], vs: Sequence[
                     p = p.replace(f"--set {ov}:", f"{origin} (variant {v.label}):")
                 problems.append(p)
             continue
+        same = builds.get(_same_build(r))
+        if same is not None:
+            same.label = f"{same.label} = {v.label}"
+            continue
+        builds[_same_build(r)] = v
         out.append((v, r))
     if problems:
         # the same bad value shows up in several grid points: report each problem once
         raise RecipeError(list(dict.fromkeys(problems)), fix=SWEEP_FIX)
+    one_source(out)
     return out

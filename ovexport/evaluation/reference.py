@@ -1,7 +1,8 @@
 """The reference side's answers on an eval set, computed once and cached by fingerprint.
 
-The key holds what decides the numbers: the checkpoint's content digest (or the reference bundle's IR
-digest), the eval set's content digest, the generation length, and the code that computes them. Adding a
+The key holds what decides the numbers: the checkpoint's content digest (or the digest of every file of the
+reference bundle the runtime reads: IRs, tokenizer, configs), the eval set's content digest, the generation
+length, the code that computes them and (``reference_cache.cache_key``) the versions of the libraries. Adding a
 variant, rerunning a compare or comparing from another recipe of the same checkpoint reads the cache.
 """
 from __future__ import annotations
@@ -12,34 +13,38 @@ from pathlib import Path
 import numpy as np
 
 from ovexport.engine.fingerprint import digest_dir
-from ovexport.steps.common import code_digest
+from ovexport.bundle.layout import MANIFEST, VALIDATION
+from ovexport.engine.code_digest import code_digest
+from ovexport.models.registry import code_digest_of
 
 from .evalset import EvalSet
 from .reference_cache import ReferenceCache
 from .sides import IRSide, TorchSide
 
-# the code that decides a reference's numbers: model code, how the sides run, log-softmax; a bundle reference
-# also runs through the runtime. Not the metrics (scoring.py): changing how variants are scored keeps the
-# PyTorch reference (5-6 minutes on the full-size model).
-TORCH_REFERENCE_CODE = ("models", "evaluation/sides.py", "evaluation/logprobs.py")
-BUNDLE_REFERENCE_CODE = TORCH_REFERENCE_CODE + ("runtime",)
+# bundle files that describe it and are never read to answer (the card, the manifest's build record...)
+DESCRIBING = frozenset({MANIFEST, VALIDATION, "README.md", "compare.json", "bench.json"})
+
+
+def torch_code() -> dict:
+    """The code that decides a PyTorch reference's numbers: the family's reference (import closure), this
+    module's TorchSide (sides.py itself: its IRSide runs the runtime, which the PyTorch side never does) and
+    log-softmax. Not the metrics (scoring.py): changing how variants are scored keeps the PyTorch reference
+    (5-6 minutes on the full-size model)."""
+    return {"family": code_digest_of("ovexport.evaluation.logprobs", roles=("reference",)),
+            "sides": code_digest("evaluation/sides.py")}
 
 
 def torch_key(ckpt: Path, evalset: EvalSet, max_new_tokens: int) -> dict:
     return {"what": "answers", "reference": "torch-fp32", "checkpoint": digest_dir(ckpt)[0],
+            "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens), "code": torch_code()}
+
+
+def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: dict) -> dict:
+    """A bundle reference: every file its runtime reads (IRs, tokenizer, config files), by content."""
+    files = {rel: rec["hash"] for rel, rec in digest_dir(ir_dir)[1].items() if rel not in DESCRIBING}
+    return {"what": "answers", "reference": "bundle", "files": files, "ov_config": dict(ov_config),
             "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens),
-            "code": code_digest(*TORCH_REFERENCE_CODE)}
-
-
-def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: dict, family) -> dict:
-    from ovexport.bundle.layout import ir_files
-    from ovexport.parts import family_ir_files
-
-    files = [f for xml in family_ir_files(family) for f in ir_files(xml)]
-    irs = {f: digest_dir(Path(ir_dir) / f)[0] for f in files}
-    return {"what": "answers", "reference": "bundle", "irs": irs, "ov_config": dict(ov_config),
-            "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens),
-            "code": code_digest(*BUNDLE_REFERENCE_CODE)}
+            "code": code_digest_of("ovexport.evaluation.sides", roles=("runtime",))}
 
 
 def _collect(side, evalset: EvalSet, max_new_tokens: int, progress, **kw) -> dict:
@@ -93,7 +98,7 @@ def reference_answers(cache: ReferenceCache, family, evalset: EvalSet, max_new_t
     """``(answers, key, hit)``: PyTorch (``ckpt``) or a bundle's IRs (``bundle``) answering every question.
     ``isolate=True`` computes a missing reference in a subprocess (``ReferenceWorker``); its peak memory is
     then in ``cache.compute_peak_rss_bytes``."""
-    key = (bundle_key(bundle, evalset, max_new_tokens, ov_config or {}, family) if bundle is not None
+    key = (bundle_key(bundle, evalset, max_new_tokens, ov_config or {}) if bundle is not None
            else torch_key(ckpt, evalset, max_new_tokens))
     answers = cache.get(key)
     hit = answers is not None

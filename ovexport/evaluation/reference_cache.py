@@ -8,7 +8,9 @@ PyTorch altogether.
 
 An entry is a directory ``<root>/<key[:2]>/<key>/`` holding ``arrays.npz`` (numpy arrays) and ``meta.json``
 (JSON values and the key document), written into a temporary sibling and renamed into place: a killed
-writer leaves no entry. The key is the sha256 of the canonical JSON of what decides the outputs.
+writer leaves no entry. The key is the sha256 of the canonical JSON of what decides the outputs, with the
+versions of the libraries that compute them (an upgrade of torch, transformers or OpenVINO is a new entry,
+never a stale one).
 """
 from __future__ import annotations
 
@@ -23,10 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from ovexport.engine.code_digest import versions
 from ovexport.engine.fingerprint import canonical_json
 
 ENV = "OVEXPORT_REFERENCE_CACHE"
 FORMAT = 1
+# what computes a reference (PyTorch side, IR side and tokenizers): part of every key
+LIBRARIES = ("torch", "transformers", "timm", "openvino", "openvino_tokenizers", "numpy", "sentencepiece")
 
 
 def default_root(output_root: Path | str | None = None) -> Path:
@@ -40,7 +45,8 @@ def default_root(output_root: Path | str | None = None) -> Path:
 
 
 def cache_key(doc: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json({"format": FORMAT, **doc}).encode()).hexdigest()
+    return hashlib.sha256(canonical_json({"format": FORMAT, "libraries": versions(*LIBRARIES), **doc}).encode()
+                          ).hexdigest()
 
 
 _LIST = "#"   # a list of arrays ``k`` is stored as arrays ``k#0``, ``k#1``... and its length in meta

@@ -165,6 +165,10 @@ class ModelFamily(Protocol):
     synth_sources: tuple[str, ...]     # source files a synthetic checkpoint's bytes depend on (fingerprinted):
                                        # relative to the ovexport package, or absolute
     validation_cases: ValidationCases
+    entry_modules: Mapping[str, tuple[str, ...]]  # role -> the modules behind it, for fingerprints (their import
+                                       # closure is hashed): "export" (part_specs), "runtime" (runtime adapter),
+                                       # "reference" (PyTorch reference), "synthetic" (write_synthetic),
+                                       # "publishing"; see ovexport.models.registry.CODE_ROLES
     preload: tuple[str, ...]           # modules its export/validation code imports anyway (heavy, no side
                                        # effects): imported once in the fork server isolated steps start from
 

@@ -76,6 +76,31 @@ def preload_modules() -> tuple[str, ...]:
     return tuple(dict.fromkeys(m for fam in families().values() for m in (type(fam).__module__, *fam.preload)))
 
 
+# what a family's ``entry_modules`` maps: the code behind each method generic code calls
+CODE_ROLES = ("export", "runtime", "reference", "synthetic", "publishing")
+
+
+def family_code(*roles: str, family: ModelFamily | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(entry modules, registration modules)`` of ``family`` (default: every registered family) for ``roles``:
+    family code is reached through this registry at run time, not by a static import, so a fingerprint adds it
+    by role (the registration module is hashed but not followed: its lazy imports are the roles)."""
+    unknown = [r for r in roles if r not in CODE_ROLES]
+    if unknown:
+        raise ValueError(f"unknown family code role(s) {unknown}; roles are {CODE_ROLES}")
+    fams = [family] if family is not None else list(families().values())
+    entries = [m for fam in fams for r in roles for m in fam.entry_modules.get(r, ())]
+    return tuple(dict.fromkeys(entries)), tuple(dict.fromkeys(type(fam).__module__ for fam in fams))
+
+
+def code_digest_of(*modules: str, roles: tuple[str, ...] = (), family: ModelFamily | None = None) -> str:
+    """Digest of the code a computation runs: the import closure of ``modules`` (inside their packages) and of the
+    families' entry modules for ``roles``."""
+    from ovexport.engine.code_digest import modules_digest
+
+    entries, registrations = family_code(*roles, family=family)
+    return modules_digest(*modules, *entries, *registrations, stop=registrations)
+
+
 def synthetic_sizes() -> tuple[str, ...]:
     """Every ``synthetic://<size>`` some family can write, in registration order."""
     return tuple(s for fam in families().values() for s in fam.synthetic_sizes)

@@ -1,6 +1,7 @@
 """The model card (``README.md``) of a bundle, generated from its manifest: Hub metadata, what the bundle is,
-how to run it, compression, validation (each metric against its gate), compare / bench figures when the
-bundle has them, and provenance. Model facts (pipeline tag, usage, title) come from the model family.
+how to run it, compression, validation (each metric against its gate), and provenance. Model facts (pipeline
+tag, usage, title) come from the model family. Compare figures are no part of a bundle: ``ovexport publish
+--compare`` adds them to the published card (``with_figures``).
 """
 from __future__ import annotations
 
@@ -119,6 +120,19 @@ def figures_section(title: str, figures: dict | None) -> str:
     return f"## {title}\n\n" + _table(["figure", "value"], _flat(figures)) + "\n"
 
 
+PROVENANCE = "## Provenance"
+COMPARE_TITLE = "Comparison with the source model"
+
+
+def with_figures(card: str, figures: dict) -> str:
+    """``card`` (a bundle's README.md) with a section of compare figures before its provenance."""
+    section = figures_section(COMPARE_TITLE, figures)
+    head, sep, tail = card.partition(f"\n{PROVENANCE}\n")
+    if not sep:
+        return card.rstrip() + "\n\n" + section
+    return f"{head}\n{section}\n{PROVENANCE}\n{tail}"
+
+
 def provenance_section(manifest: dict) -> str:
     src = manifest.get("source") or {}
     pk = manifest.get("packages") or {}
@@ -130,8 +144,7 @@ def provenance_section(manifest: dict) -> str:
     return _table(["", ""], [r for r in rows if r[1] is not None])
 
 
-def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, license: str | None = None,
-                figures: dict[str, dict] | None = None) -> str:
+def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, license: str | None = None) -> str:
     """The README.md text. ``manifest``: the bundle's manifest (files and build record are not used, so the card
     is the same for two builds); ``publishing``: the model family's publishing module."""
     src = manifest.get("source") or {}
@@ -155,7 +168,6 @@ def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, lic
             "(`openvino_tokenizer.xml`, "
             "`openvino_detokenizer.xml`), `tokenizer_config.json` with its `chat_template`, "
             "`preprocessor_config.json`, `manifest.json` (size and sha256 of every file) and `validation.json`.")
-    figs = figures or {}
     body = f"""
 # {manifest['name']} {manifest['version']}
 {warning}
@@ -174,9 +186,7 @@ def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, lic
 
 {validation_section(manifest)}
 
-{figures_section("Comparison with the source model", figs.get("compare"))}
-{figures_section("Speed (ovexport bench)", figs.get("bench"))}
-## Provenance
+{PROVENANCE}
 
 {provenance_section(manifest)}
 

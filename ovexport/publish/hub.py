@@ -55,10 +55,12 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def bundle_files(bundle: Path, manifest: dict) -> list[tuple[str, int]]:
-    """(path in repo, size) of every file to upload: the manifest's files, then the manifest itself."""
+def bundle_files(bundle: Path, manifest: dict, staged: dict[str, bytes] | None = None) -> list[tuple[str, int]]:
+    """(path in repo, size) of every file to upload: the manifest's files, then the manifest itself (``staged``:
+    the published manifest when it is not the bundle's own)."""
     files = [(rel, int(e["size"])) for rel, e in sorted(manifest["files"].items())]
-    return files + [(MANIFEST, (bundle / MANIFEST).stat().st_size)]
+    size = len(staged[MANIFEST]) if staged and MANIFEST in staged else (bundle / MANIFEST).stat().st_size
+    return files + [(MANIFEST, size)]
 
 
 @contextlib.contextmanager
@@ -100,7 +102,7 @@ def _read_back_manifest(api, repo_id: str, revision: str, tmp: Path) -> dict:
 
 def publish(bundle: str | Path, repo_id: str, *, private: bool | None = None, revision: str | None = None,
             create_pr: bool = False, dry_run: bool = False, allow_unvalidated: bool = False,
-            echo: Callable[[str], None] = print) -> PublishResult:
+            compare: str | Path | None = None, echo: Callable[[str], None] = print) -> PublishResult:
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     verify_files(bundle, manifest)
@@ -109,8 +111,12 @@ def publish(bundle: str | Path, repo_id: str, *, private: bool | None = None, re
         raise BundleError(f"{manifest.get('name')} {manifest.get('version')} is {state}: it is not published",
                           fix="rebuild it with the validate step (or pass --allow-unvalidated to publish it anyway; "
                               "its card and manifest say it is unvalidated)")
+    staged: dict[str, bytes] = {}   # files the published commit holds in place of (or beside) the bundle's
+    if compare is not None:
+        from .figures import published_with_figures
+        manifest, staged = published_with_figures(bundle, manifest, compare)
     tag = version_tag(manifest["version"])
-    files = bundle_files(bundle, manifest)
+    files = bundle_files(bundle, manifest, staged)
     total = sum(s for _, s in files)
     where = endpoint()
     target = f"{where}/{repo_id}@{revision or 'main'}"
@@ -143,7 +149,8 @@ def publish(bundle: str | Path, repo_id: str, *, private: bool | None = None, re
             raise PublishError(f"{repo_id} already has {tag} with other content; published versions are immutable",
                                fix="bump `version` in the recipe, rebuild, and publish the new version")
         echo(f"uploading {len(files)} files ({total:,d} bytes) to {target}")
-        ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(bundle / rel)) for rel, _ in files]
+        ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=staged.get(rel) or str(bundle / rel))
+               for rel, _ in files]
         info = api.create_commit(repo_id, ops, commit_message=f"{manifest['name']} {manifest['version']}",
                                  commit_description=f"Bundle built by ovexport from {manifest['source'].get('uri')}",
                                  revision=revision, create_pr=create_pr)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ovexport.bundle.layout import COMPRESSION
+from ovexport.engine.code_digest import link_or_copy, versions
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.compress import compress_model, nncf_table
 from ovexport.exporter.convert import save_ir
@@ -20,7 +21,7 @@ from ovexport.bundle.layout import ir_files
 from ovexport.parts import PARTS, ir_files_of, part as part_named
 from ovexport.util.memory import release_memory
 
-from .common import RunsFamilyCode, code_digest, link_or_copy, versions
+from .common import RunsFamilyCode
 
 
 def part_irs(inputs: dict, part: str) -> tuple[str, ...]:
@@ -80,6 +81,7 @@ class Compress(RunsFamilyCode, Step):
     optional = ("checkpoint",)
     produces = "compressed_ir"
     preload = ("torch", "openvino")
+    code_roles = ("runtime",)   # data-aware calibration prompts and slices through the runtime adapter
 
     def params(self, recipe) -> dict:
         p = {"compression": recipe.compression.model_dump(mode="json")}
@@ -88,7 +90,7 @@ class Compress(RunsFamilyCode, Step):
         return p
 
     def tool_versions(self) -> dict[str, str]:
-        return {"code": code_digest("exporter", "calibration"), **versions("nncf", "openvino")}
+        return {"code": self.code(), **versions("nncf", "openvino")}
 
     def run(self, ctx: StepContext) -> dict:
         import openvino as ov

@@ -1,6 +1,7 @@
 """convert_text_embeddings / convert_llm / convert_image_encoder: one PyTorch part -> one IR each."""
 from __future__ import annotations
 
+from ovexport.engine.code_digest import versions
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.convert import convert_part, save_ir
 from ovexport.exporter.spec import as_specs
@@ -8,7 +9,7 @@ from ovexport.errors import RecipeError
 from ovexport.models.registry import family_for
 from ovexport.parts import Part, part as part_named
 
-from .common import RunsFamilyCode, code_digest, versions
+from .common import RunsFamilyCode
 
 
 def _names(key: str) -> tuple[str, str, str]:
@@ -21,12 +22,13 @@ class ConvertPart(RunsFamilyCode, Step):
     part: str = ""
     preload = ("torch", "openvino")
     consumes = ("checkpoint",)
+    code_roles = ("export",)
 
     def params(self, recipe) -> dict:
         return {"part": self.part, "weight_dtype": recipe.export.weight_dtype}
 
     def tool_versions(self) -> dict[str, str]:
-        return {"code": code_digest("models", "exporter"), **versions("openvino", "torch", "timm")}
+        return {"code": self.code(), **versions("openvino", "torch", "timm")}
 
     def check_recipe(self, family, recipe) -> None:
         """Raise ``RecipeError`` when the recipe asks something of this part the family cannot do."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ovexport.engine.code_digest import versions
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.errors import CheckpointError, SourceError
-from ovexport.models.registry import family_for, family_of_synthetic
+from ovexport.models.registry import code_digest_of, family_for, family_of_synthetic
 
-from .common import RunsFamilyCode, code_digest, versions
+from .common import RunsFamilyCode
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.py", "*.txt", "*.md"]
 
@@ -66,7 +67,8 @@ class Download(RunsFamilyCode, Step):
         src = recipe.source_spec
         if src.kind == "synthetic":
             # a synthetic checkpoint depends on the code that writes it (and on nothing else of ours)
-            return {"source": src.uri, "synth": code_digest(*family_of_synthetic(src.size).synth_sources)}
+            return {"source": src.uri, "synth": code_digest_of(roles=("synthetic",),
+                                                               family=family_of_synthetic(src.size))}
         return {"source": src.uri}
 
     def tool_versions(self) -> dict[str, str]:

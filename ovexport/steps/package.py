@@ -10,6 +10,7 @@ from ovexport import __version__
 from ovexport.bundle.layout import COMPRESSION, MANIFEST, VALIDATION, ir_files
 from ovexport.bundle.manifest import BUILD, FORMAT, file_entries
 from ovexport.bundle.reproducible import LOCAL_SOURCES, bundle_validation, local_paths, scrub
+from ovexport.engine.code_digest import link_or_copy, versions
 from ovexport.engine.lock import Lock
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.models.registry import family_for
@@ -17,7 +18,7 @@ from ovexport.parts import family_ir_files
 from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
 
-from .common import RunsFamilyCode, link_or_copy, versions
+from .common import RunsFamilyCode
 
 def _license(ckpt: Path) -> str | None:
     """The source's license, from the metadata of its README.md (a Hub snapshot has one), else None."""
@@ -32,9 +33,6 @@ def _license(ckpt: Path) -> str | None:
 
 PACKAGES = ("openvino", "nncf", "openvino_tokenizers", "torch", "transformers", "timm", "huggingface_hub",
             "safetensors", "sentencepiece")
-# optional figures a bundle carries (and its card shows) when a step left them next to the validation or
-# compressed-IR artifact
-FIGURES = {"compare": "compare.json", "bench": "bench.json"}
 
 
 @register_step
@@ -102,23 +100,12 @@ class Package(RunsFamilyCode, Step):
                            for c in validation.get("checks", [])}},
         }
         manifest = scrub(manifest, machine)
-        figures = {}
-        for key, name in FIGURES.items():  # compare / bench figures an earlier step left next to its artifact
-            for d in (ctx.inputs.get("validation"), irs):
-                if d is not None and (Path(d) / name).is_file():
-                    figures[key] = scrub(json.loads((Path(d) / name).read_text()), machine)
-                    (ctx.out / name).write_text(json.dumps(figures[key], indent=2, ensure_ascii=False) + "\n")
-                    break
-        if "compare" not in figures:  # `ovexport compare` scored these very IRs (same compress fingerprint)
-            from ovexport.compare.figures import figures_for
-            found = figures_for(Path(ctx.recipe.output.root), (lock.get("compress") or {}).get("fingerprint"))
-            if found:
-                figures["compare"] = found
-                (ctx.out / FIGURES["compare"]).write_text(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
+        # a bundle is a function of its inputs: compare's figures (made by another command, if it ran) are not
+        # one of them; `ovexport publish --compare` puts them on the published card
         if publishing is not None:
             publish = ctx.recipe.output.publish
             (ctx.out / CARD).write_text(render_card(manifest, publishing, publish and publish.repo_id,
-                                                    license=_license(ckpt), figures=figures), encoding="utf-8")
+                                                    license=_license(ckpt)), encoding="utf-8")
         manifest["files"] = file_entries(ctx.out)
         manifest[BUILD] = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (ctx.out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

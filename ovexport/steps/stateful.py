@@ -1,13 +1,14 @@
 """make_stateful: the LLM IR's KV cache becomes OpenVINO state, with a beam_idx input."""
 from __future__ import annotations
 
+from ovexport.engine.code_digest import versions
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.exporter.convert import save_ir
 from ovexport.exporter.stateful import make_stateful
 from ovexport.models.registry import family_for
 from ovexport.parts import part
 
-from .common import RunsFamilyCode, code_digest, versions
+from .common import RunsFamilyCode
 
 LLM = part("llm")
 
@@ -18,12 +19,13 @@ class MakeStateful(RunsFamilyCode, Step):
     consumes = ("checkpoint", LLM.converted)
     produces = LLM.source_artifact
     preload = ("torch", "openvino")
+    code_roles = ("export",)   # part_specs: the LLM's stateful spec
 
     def params(self, recipe) -> dict:
         return {}
 
     def tool_versions(self) -> dict[str, str]:
-        return {"code": code_digest("exporter"), **versions("openvino")}
+        return {"code": self.code(), **versions("openvino")}
 
     def run(self, ctx: StepContext) -> dict:
         import openvino as ov

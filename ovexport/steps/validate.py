@@ -7,9 +7,10 @@ run is also kept as ``<work>/validation.failed.json``, since a failed step's out
 from __future__ import annotations
 
 from ovexport.bundle.layout import VALIDATION
+from ovexport.engine.code_digest import versions
 from ovexport.engine.step import Step, StepContext, register_step
 
-from .common import RunsFamilyCode, code_digest, versions
+from .common import RunsFamilyCode
 
 FAILED_REPORT = "validation.failed.json"
 
@@ -20,13 +21,13 @@ class Validate(RunsFamilyCode, Step):
     consumes = ("checkpoint", "compressed_ir")
     produces = "validation"
     preload = ("torch", "openvino")
+    code_roles = ("reference", "runtime")
 
     def params(self, recipe) -> dict:
         return recipe.validation.model_dump(mode="json")
 
     def tool_versions(self) -> dict[str, str]:
-        # the end-to-end check runs the bundle runtime's generation path: its code matters too
-        return {"code": code_digest("validators", "models", "runtime"), **versions("openvino", "torch", "timm")}
+        return {"code": self.code(), **versions("openvino", "torch", "timm")}
 
     def run(self, ctx: StepContext) -> dict:
         from ovexport.evaluation.reference_cache import ReferenceCache, default_root

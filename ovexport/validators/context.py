@@ -136,13 +136,13 @@ class ValidationContext:
         if self.reference_cache is None:
             return compute()
         from ovexport.engine.fingerprint import digest_dir
-        from ovexport.steps.common import code_digest
+        from ovexport.models.registry import code_digest_of
 
         if self._ckpt_digest is None:
             self._ckpt_digest = digest_dir(self.ckpt)[0]
         doc = {"what": "validation", "check": check, "checkpoint": self._ckpt_digest, "seed": int(self.spec.seed),
                "params": params, "dtype": str(self._reference_dtype or "fp32"),
-               "code": code_digest("models", f"validators/{check}.py", "validators/context.py")}
+               "code": code_digest_of(f"ovexport.validators.{check}", roles=("reference", "runtime"))}
         hits = self.reference_cache.hits
         out = self.reference_cache.get_or_compute(doc, compute)
         if self.reference_cache.hits > hits:

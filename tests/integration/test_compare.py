@@ -96,13 +96,19 @@ def test_rerun_reuses_the_reference_and_scores_only_the_new_variant(compared, ev
 
 
 def test_compare_built_bundles_reads_the_same_cached_reference(compared, eval_folder, tmp_path):
-    root, _, first, _ = compared
+    root, out, first, _ = compared
     r = ovexport("run", INT4, "--set", f"output.root={root}")
     assert r.exit_code == 0, r.output
     bundle = root / "tiny-minicpmv2-int4" / "0.1.0"
-    card = (bundle / "README.md").read_text()          # the compare of these very IRs reached the model card
+    # the compare of these very IRs is no part of the bundle; `publish --compare` puts it on the published card
+    assert "Comparison with the source model" not in (bundle / "README.md").read_text()
+    assert not (bundle / "compare.json").exists()
+    from ovexport.bundle.manifest import read_manifest
+    from ovexport.publish.figures import published_with_figures
+    published, staged = published_with_figures(bundle, read_manifest(bundle), out)
+    card = staged["README.md"].decode()
     assert "Comparison with the source model" in card and "kl_mean" in card and "noise" in card
-    assert json.loads((bundle / "compare.json").read_text())["eval set"].endswith("(4 questions)")
+    assert published["figures"]["compare"]["eval set"].endswith("(4 questions)")
     ckpt = root / ".work" / "tiny-minicpmv2-int4" / "checkpoint"
     env = {"OVEXPORT_REFERENCE_CACHE": str(root / ".work" / ".reference")}
     r = ovexport("compare", str(bundle), "--checkpoint", str(ckpt), "--eval", str(eval_folder), "--max-new-tokens", "6",

@@ -184,13 +184,41 @@ def test_card_of_a_hub_source_names_base_model_and_license_and_warns_when_unvali
     m = json.loads((bundle / "manifest.json").read_text())
     m["source"].update(repo_id="openbmb/MiniCPM-V-2", revision="1" * 40)
     m["validation"], m["validated"] = None, False
-    card = ModelCard(render_card(m, publishing, "org/minicpmv2-int4", license="apache-2.0",
-                                 figures={"bench": {"ttft_s": 0.25, "decode_tok_s": 31.5}}))
+    card = ModelCard(render_card(m, publishing, "org/minicpmv2-int4", license="apache-2.0"))
     d = card.data.to_dict()
     assert d["base_model"] == "openbmb/MiniCPM-V-2" and d["base_model_relation"] == "quantized"
     assert d["license"] == "apache-2.0" and "unvalidated" in d["tags"]
     assert "not validated" in card.text and "hf download org/minicpmv2-int4" in card.text
-    assert "| decode_tok_s | 31.5 |" in card.text
+
+
+def _compare_results(manifest: dict, fingerprint: str | None = None) -> dict:
+    """A compare.json whose one variant scored the bundle's IRs (its compress fingerprint), as compare writes."""
+    fp = fingerprint or manifest["steps"]["compress"]
+    row = {"label": "base", "name": manifest["name"], "is_reference": False, "kl_mean": 0.0123,
+           "top1_agreement": 0.97, "llm_mb": 1.5}
+    return {"recipe": "x.yaml", "evalset": {"name": "held-out", "items": 30, "has_answers": True, "digest": "d"},
+            "reference": {"kind": "PyTorch (fp32 arithmetic)"}, "random_weights": True,
+            "rows": [{"label": "reference", "name": "reference", "is_reference": True, "kl_mean": 0.0}, row],
+            "variants": [{"name": manifest["name"], "label": "base", "compress_fingerprint": fp}]}
+
+
+def test_package_output_does_not_depend_on_whether_compare_ran(bundle):
+    """compare.json is no input of package: a compare of these very IRs left in the output root changes nothing."""
+    root = bundle.parent.parent
+    before = bundle_bytes(bundle)
+    m = json.loads(before["manifest.json"])
+    results = root / "compare" / m["name"] / "compare.json"
+    results.parent.mkdir(parents=True)
+    results.write_text(json.dumps(_compare_results(m)))
+    try:
+        r = ovexport("run", INT4, "--set", f"output.root={root}", "--force", "package")
+        assert r.exit_code == 0, r.output
+    finally:
+        shutil.rmtree(results.parent.parent)
+    after = bundle_bytes(bundle)
+    assert set(after) == set(before) and "compare.json" not in after
+    assert {f for f in after if after[f] != before[f]} <= {"manifest.json"}
+    assert content_of(json.loads(after["manifest.json"])) == content_of(m)
 
 
 # ------------------------------------------------------------------------------------------ publish
@@ -262,6 +290,34 @@ def test_same_version_again_is_a_no_op_and_changed_content_is_refused(bundle, bu
     assert refused.exit_code != 0
     assert "already has v0.1.0 with other content" in refused.output and "bump `version`" in refused.output
     assert hub.repos["tester/tiny"].branches == before
+
+
+def test_publish_with_compare_puts_its_figures_on_the_published_card_only(bundle, hub, tmp_path):
+    from ovexport.bundle.manifest import sha256_file
+
+    before = bundle_bytes(bundle)
+    m = json.loads(before["manifest.json"])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "compare.json").write_text(json.dumps(_compare_results(m, fingerprint="f" * 64)))
+    refused = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--compare", str(tmp_path / "other"))
+    assert refused.exit_code != 0 and "no row for tiny-minicpmv2-int4 0.1.0" in refused.output
+    assert hub.requests == []
+    (tmp_path / "compare.json").write_text(json.dumps(_compare_results(m)))
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--compare", str(tmp_path / "compare.json"))
+    assert r.exit_code == 0, r.output
+    served = hub.files_at("tester/tiny", VERSION_TAG)
+    card = served["README.md"].decode()
+    assert "## Comparison with the source model" in card and "| kl_mean | 0.0123 |" in card
+    assert card.index("## Comparison with the source model") < card.index("## Provenance")
+    published = json.loads(served["manifest.json"])
+    assert published["figures"]["compare"]["rank by KL"] == "1 of 1"
+    (tmp_path / "served").mkdir()
+    for rel in ("README.md", "compare.json"):          # the published manifest describes the published files
+        (tmp_path / "served" / rel).write_bytes(served[rel])
+        assert published["files"][rel]["sha256"] == sha256_file(tmp_path / "served" / rel)
+    assert bundle_bytes(bundle) == before                # the bundle on disk is untouched
+    again = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--compare", str(tmp_path / "compare.json"))
+    assert again.exit_code == 0 and "nothing to do" in again.output
 
 
 def test_dry_run_prints_files_sizes_target_and_tag_and_uploads_nothing(bundle, hub):

@@ -48,3 +48,34 @@ def test_outputs(tmp_path):
     assert "**int8**" in md and "| fp32 |" in md and "noise" in md
     png = report.plot(rows, tmp_path / "c.png", "title")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _bundle(path, name="m", version="1.0.0", digest="ckpt-a"):
+    path.mkdir(parents=True)
+    (path / "manifest.json").write_text(json.dumps({"name": name, "version": version,
+                                                    "source": {"uri": "synthetic://tiny?seed=0",
+                                                               "checkpoint_digest": digest}}))
+    return path
+
+
+def test_two_bundles_of_one_name_and_version_get_two_rows_and_two_results_files(tmp_path):
+    from ovexport.compare.bundles import bundle_variants
+
+    a, b = _bundle(tmp_path / "root-a" / "m" / "1.0.0"), _bundle(tmp_path / "root-b" / "m" / "1.0.0")
+    found = bundle_variants([a, b, a])                 # the same folder twice is one row
+    assert len(found) == 2
+    assert len({v.label for v in found}) == 2 and all(v.label.startswith("m@1.0.0 (") for v in found)
+    assert len({v.name for v in found}) == 2
+    [alone] = bundle_variants([_bundle(tmp_path / "c" / "n" / "2.0.0", name="n", version="2.0.0")])
+    assert alone.label == "n@2.0.0"
+
+
+def test_bundles_of_different_checkpoints_are_refused(tmp_path):
+    from ovexport.compare.bundles import bundle_variants
+    from ovexport.errors import InputError
+
+    a = _bundle(tmp_path / "a" / "m" / "1.0.0")
+    b = _bundle(tmp_path / "b" / "n" / "1.0.0", name="n", digest="ckpt-b")
+    with pytest.raises(InputError, match="different checkpoints") as e:
+        bundle_variants([a, b])
+    assert "\n" not in str(e.value)

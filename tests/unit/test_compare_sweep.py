@@ -94,3 +94,22 @@ def test_a_variant_may_set_the_block_its_own_mode_needs():
     assert r.compression.image_encoder.mode == "int8_static" and r.calibration.num_samples == 4
     with pytest.raises(RecipeError, match="needs a top-level calibration block"):
         load_variants(RECIPE, [], [parse_variant("compression.image_encoder={mode: int8_static}")])
+
+
+def test_a_swept_value_equal_to_the_base_is_one_row():
+    """ratio=0.6 on a ratio-0.6 recipe builds the base itself: one variant, labelled with both."""
+    loaded = load_variants(RECIPE, [], variants([parse_sweep("compression.llm.ratio=0.6,1.0")], include_base=True))
+    assert [r.compression.llm.ratio for _, r in loaded] == [0.6, 1.0]
+    assert [v.label for v, _ in loaded] == ["base = llm.ratio=0.6", "llm.ratio=1.0"]
+    assert loaded[0][1].name == "tiny-minicpmv2-int4"
+    # a spelling of the same value (1 vs 1.0) is the same build too
+    loaded = load_variants(RECIPE, [], [parse_variant("compression.llm.ratio=1.0"), parse_variant("compression.llm.ratio=1")])
+    assert len(loaded) == 1
+
+
+def test_a_variant_of_another_source_is_refused_in_one_line():
+    """Every variant is scored against the first variant's reference: another checkpoint cannot be."""
+    with pytest.raises(RecipeError) as e:
+        load_variants(RECIPE, [], variants([], [parse_variant("source=synthetic://tiny?seed=1")], include_base=True))
+    assert "\n" not in str(e.value)
+    assert "builds from source synthetic://tiny?seed=1" in str(e.value) and "one reference" in str(e.value)

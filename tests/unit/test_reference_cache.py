@@ -85,14 +85,50 @@ def test_disabled_cache_always_computes(tmp_path):
     assert calls == [1, 1] and not any(tmp_path.iterdir())
 
 
-def test_the_code_in_the_cache_keys_exists_and_the_torch_reference_leaves_the_metrics_out():
-    """A misspelt path would digest nothing (a key that never changes); scoring code is not reference code."""
-    from ovexport.compare.run import EVAL_CODE
-    from ovexport.evaluation.reference import BUNDLE_REFERENCE_CODE, TORCH_REFERENCE_CODE
+def test_the_torch_reference_key_leaves_the_metrics_and_the_runtime_out():
+    """Scoring code is not reference code: changing how variants are scored keeps the PyTorch reference."""
+    from ovexport.engine.code_digest import module_closure
+    from ovexport.models.registry import family_code
 
-    pkg = Path(__import__("ovexport").__file__).parent
-    for part in TORCH_REFERENCE_CODE + BUNDLE_REFERENCE_CODE + EVAL_CODE:
-        assert (pkg / part).exists(), part
-    assert "evaluation/scoring.py" not in TORCH_REFERENCE_CODE and "runtime" not in TORCH_REFERENCE_CODE
+    entries, registrations = family_code("reference")
+    closure = module_closure("ovexport.evaluation.logprobs", *entries, *registrations, stop=registrations)
+    assert "ovexport.evaluation.scoring" not in closure
+    assert not any(m.startswith("ovexport.runtime") for m in closure)
     from ovexport.evaluation import logprobs, scoring, sides
     assert sides.log_softmax is logprobs.log_softmax is scoring.log_softmax
+
+
+def test_a_library_upgrade_is_another_key(monkeypatch):
+    """After an upgrade of torch, transformers or OpenVINO, validate and compare recompute the reference."""
+    from ovexport.evaluation import reference_cache
+
+    before = cache_key(DOC)
+    for lib in ("torch", "transformers", "openvino"):
+        real = reference_cache.versions
+        monkeypatch.setattr(reference_cache, "versions",
+                            lambda *p, lib=lib, real=real: {**real(*p), lib: "99.0"})
+        assert cache_key(DOC) != before, lib
+        monkeypatch.undo()
+    assert cache_key(DOC) == before
+
+
+def test_a_bundle_reference_key_holds_its_tokenizer_and_config_files(tmp_path):
+    from ovexport.evaluation.reference import bundle_key
+
+    class Set:
+        digest = "e"
+
+    from ovexport.parts import PARTS
+
+    irs = [f for part in PARTS for f in part.files]
+    for name in (*irs, "tokenizer.model", "config.json", "tokenizer_config.json", "manifest.json", "README.md"):
+        (tmp_path / name).write_text(name)
+    before = bundle_key(tmp_path, Set(), 8, {})
+    (tmp_path / "README.md").write_text("another card")       # describes the bundle, decides nothing
+    (tmp_path / "manifest.json").write_text("another build")
+    assert bundle_key(tmp_path, Set(), 8, {}) == before
+    for name in ("tokenizer.model", "config.json", "tokenizer_config.json"):
+        (tmp_path / name).write_text("changed " + name)
+        key = bundle_key(tmp_path, Set(), 8, {})
+        assert key != before, name
+        before = key

@@ -57,6 +57,15 @@ class MiniCPMV2Family:
         "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "prompt", "slicing",
         "tokenizer")) + ("models/minicpmv2/trained", "synthetic")
     validation_cases = VALIDATION_CASES
+    # the modules behind each method below (fingerprints hash their import closure): the trainer is only
+    # behind write_synthetic, so editing it re-runs no conversion
+    entry_modules = {
+        "export": (f"{__package__}.export", f"{__package__}.config"),
+        "runtime": (f"{__package__}.runtime_adapter",),
+        "reference": (f"{__package__}.reference",),
+        "synthetic": (f"{__package__}.synth", f"{__package__}.trained.build"),
+        "publishing": (f"{__package__}.publishing",),
+    }
     # each step process would otherwise import these itself: timm builds the vision tower, and building a
     # module on the meta device imports torch._dynamo (~3 s each); the rest is the family's own heavy code
     preload = ("timm", "torch._dynamo", "ovexport.models.minicpmv2.export",

@@ -3,9 +3,9 @@ openbmb layout, with its held-out question set in ``heldout/`` (``questions.json
 
 Training takes minutes, so the result is cached under ``$OVEXPORT_CACHE`` (default ``~/.cache/ovexport``),
 keyed by everything that decides its bytes: the seed, the training settings, the sources of the trainer,
-the task generator and the model code (the family's ``synth_sources``, which the download step's
-fingerprint hashes too), and the versions of the libraries that compute
-it. A second request hard-links (or copies) the cached files. A cache entry is built in a temporary
+the task generator and the model code (the family's ``synth_sources``; the download step's fingerprint
+hashes the import closure of the family's ``synthetic`` entry modules, which holds them), and the versions of
+the libraries that compute it. A second request hard-links (or copies) the cached files. A cache entry is built in a temporary
 directory renamed into place, under a file lock, so an interrupted build leaves nothing behind and two
 concurrent requests train once.
 """
@@ -34,7 +34,7 @@ def cache_root() -> Path:
 
 
 def cache_key(seed: int, settings: TrainSettings = TrainSettings()) -> str:
-    from ovexport.steps.common import code_digest, versions
+    from ovexport.engine.code_digest import code_digest, versions
 
     from ..family import FAMILY
     blob = json.dumps({"seed": seed, "settings": asdict(settings), "code": code_digest(*FAMILY.synth_sources),
@@ -77,7 +77,7 @@ def build_trained_checkpoint(out: Path, seed: int = 0, settings: TrainSettings =
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    from ovexport.steps.common import link_or_copy
+    from ovexport.engine.code_digest import link_or_copy
     for f in sorted(src.rglob("*")):
         if f.is_file():
             link_or_copy(f, dst / f.relative_to(src))
