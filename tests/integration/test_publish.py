@@ -32,12 +32,6 @@ def ovexport(*args: str, env: dict | None = None):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
 
 
-def publish(*args: str):
-    """``ovexport publish`` of a tiny int4 bundle: its recipe leaves end_to_end ungated (random weights), so its
-    validation is not gated and publishing it takes --allow-ungated."""
-    return ovexport("publish", *args, "--allow-ungated")
-
-
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory) -> tuple[Path, Path]:
     """Two clean builds of the tiny int4 recipe, in two output roots, side by side (two processes: independent
@@ -109,7 +103,7 @@ def test_no_bundle_file_carries_a_path_of_the_build_machine(builds, tmp_path_fac
         for p in machine:
             assert p.encode() not in data, (rel, p)
     report = json.loads((a / "validation.json").read_text())
-    assert "duration_s" not in json.dumps(report) and report["status"] == "not_gated"
+    assert "duration_s" not in json.dumps(report) and report["status"] == "passed"
 
 
 def test_bundle_has_the_files_the_openvino_tools_look_for(bundle):
@@ -121,7 +115,7 @@ def test_bundle_has_the_files_the_openvino_tools_look_for(bundle):
     pre = json.loads((bundle / "preprocessor_config.json").read_text())
     assert pre["image_mean"] == [0.5, 0.5, 0.5] and pre["max_slice_nums"] == 9 and pre["patch_size"] == 14
     m = json.loads((bundle / "manifest.json").read_text())
-    assert m["validated"] is False and m["validation"]["status"] == "not_gated"   # end_to_end has no gate
+    assert m["validated"] is True and m["validation"]["status"] == "passed"
     assert {"README.md", "openvino_tokenizer.xml", "preprocessor_config.json"} <= set(m["files"])
     # the checkpoint's tokenizer_config.json was replaced in the bundle, not edited through a hard link
     ckpt = recorded_checkpoint(bundle)
@@ -200,7 +194,7 @@ def test_card_of_a_hub_source_names_base_model_and_license_and_warns_when_unvali
 
 
 def test_first_publish_uploads_one_commit_tags_it_and_files_read_back_equal(bundle, hub):
-    r = publish(str(bundle), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
     assert r.exit_code == 0, r.output
     assert "published tiny-minicpmv2-int4 0.1.0" in r.output
     repo = hub.repos["tester/tiny"]
@@ -214,23 +208,23 @@ def test_first_publish_uploads_one_commit_tags_it_and_files_read_back_equal(bund
 
 
 def test_same_version_again_is_a_no_op_and_changed_content_is_refused(bundle, builds, hub, tmp_path):
-    assert publish(str(bundle), "--repo-id", "tester/tiny").exit_code == 0
+    assert ovexport("publish", str(bundle), "--repo-id", "tester/tiny").exit_code == 0
     before = dict(hub.repos["tester/tiny"].branches)
     # the other clean build: same content, another build record
-    again = publish(str(builds[1]), "--repo-id", "tester/tiny")
+    again = ovexport("publish", str(builds[1]), "--repo-id", "tester/tiny")
     assert again.exit_code == 0, again.output
     assert "already holds this bundle: nothing to do" in again.output
     assert hub.repos["tester/tiny"].branches == before
     m = json.loads((bundle / "manifest.json").read_text())
     changed = copy_with(bundle, tmp_path / "changed", recipe={**m["recipe"], "description": "something else"})
-    refused = publish(str(changed), "--repo-id", "tester/tiny")
+    refused = ovexport("publish", str(changed), "--repo-id", "tester/tiny")
     assert refused.exit_code != 0
     assert "already has v0.1.0 with other content" in refused.output and "bump `version`" in refused.output
     assert hub.repos["tester/tiny"].branches == before
 
 
 def test_dry_run_prints_files_sizes_target_and_tag_and_uploads_nothing(bundle, hub):
-    r = publish(str(bundle), "--repo-id", "tester/tiny", "--dry-run")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--dry-run")
     assert r.exit_code == 0, r.output
     size = (bundle / "openvino_language_model.bin").stat().st_size
     assert "openvino_language_model.bin" in r.output and f"{size:,d}" in r.output
@@ -240,12 +234,12 @@ def test_dry_run_prints_files_sizes_target_and_tag_and_uploads_nothing(bundle, h
 
 def test_missing_or_rejected_token_and_unreachable_hub_are_one_line_with_the_fix(bundle, hub, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
-    r = publish(str(bundle), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
     assert r.exit_code != 0 and "no Hugging Face token" in r.output and "HF_TOKEN" in r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
 
     monkeypatch.setenv("HF_TOKEN", "hf_secret_but_wrong")
-    r = publish(str(bundle), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
     assert r.exit_code != 0 and "rejected the token (401)" in r.output
     assert "hf_secret_but_wrong" not in r.output and len(r.output.strip().splitlines()) == 1
     assert hub.repos == {}
@@ -255,18 +249,18 @@ def test_missing_or_rejected_token_and_unreachable_hub_are_one_line_with_the_fix
         closed = s.getsockname()[1]
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
-    r = publish(str(bundle), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
     assert r.exit_code != 0 and "cannot reach the Hub" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_upload_cut_off_midway_leaves_no_tag_and_the_next_run_completes_it(bundle, hub):
     hub.cut_commits = True
-    r = publish(str(bundle), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
     assert r.exit_code != 0 and "failed midway" in r.output and "run the same command again" in r.output
     repo = hub.repos["tester/tiny"]
     assert repo.tags == {} and len(repo.commits) == 1            # only the repo's initial commit
     hub.cut_commits = False
-    r = publish(str(bundle), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny")
     assert r.exit_code == 0, r.output
     assert {k: v for k, v in hub.files_at("tester/tiny", VERSION_TAG).items() if k != ".gitattributes"} \
         == bundle_bytes(bundle)
@@ -276,7 +270,7 @@ def test_private_repo_is_created_private_and_read_back_only_with_the_token(bundl
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    r = publish(str(bundle), "--repo-id", "tester/secret", "--private")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/secret", "--private")
     assert r.exit_code == 0, r.output
     assert hub.repos["tester/secret"].private
     got = hf_hub_download("tester/secret", "manifest.json", revision=VERSION_TAG, token=TOKEN,
@@ -297,6 +291,7 @@ def test_unvalidated_bundle_is_refused_unless_allowed_and_chat_warns(bundle, hub
 
     from ovexport.bundle.manifest import unvalidated_warning
     assert "NOT VALIDATED" in unvalidated_warning(unvalidated)
+    assert unvalidated_warning(bundle) is None                     # passed: every part gated
     chat = ovexport("chat", str(unvalidated), "Hi", "--greedy", "--max-new-tokens", "2")
     assert chat.exit_code == 0, chat.output
     assert "NOT VALIDATED" in chat.stderr and "NOT VALIDATED" not in chat.stdout
@@ -314,7 +309,8 @@ def ungated_bundle(builds) -> Path:
                  "--set", "validation.thresholds.text_embeddings={max_abs_diff: null}",
                  "--set", "validation.thresholds.image_encoder={max_abs_diff: null, min_cosine: null}",
                  "--set", "validation.thresholds.llm={max_abs_diff: null, min_cosine: null, "
-                          "min_top1_agreement: null, max_kl: null}")
+                          "min_top1_agreement: null, max_kl: null}",
+                 "--set", "validation.thresholds.end_to_end.min_token_agreement=null")
     assert r.exit_code == 0, r.output
     assert "validation not gated: text_embeddings (max_abs_diff measured, no threshold); image_encoder" in r.output
     return root / "tiny-ungated" / "0.1.0"
@@ -388,20 +384,20 @@ def test_tampered_bundle_is_refused_before_anything_is_uploaded(bundle, hub, tmp
     data[100] ^= 0xFF
     (bad / "openvino_language_model.bin").unlink()  # may be a hard link to the built bundle's file
     (bad / "openvino_language_model.bin").write_bytes(bytes(data))
-    r = publish(str(bad), "--repo-id", "tester/tiny")
+    r = ovexport("publish", str(bad), "--repo-id", "tester/tiny")
     assert r.exit_code != 0 and "does not match its sha256" in r.output
     assert hub.requests == []
 
 
 def test_create_pr_opens_a_pull_request_and_tags_nothing(bundle, hub):
-    r = publish(str(bundle), "--repo-id", "tester/tiny", "--create-pr")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--create-pr")
     assert r.exit_code == 0, r.output
     repo = hub.repos["tester/tiny"]
     assert len(repo.prs) == 1 and repo.tags == {} and "discussions/1" in r.output
 
 
 def test_revision_commits_to_a_new_branch_and_tags_that_commit(bundle, hub):
-    r = publish(str(bundle), "--repo-id", "tester/tiny", "--revision", "release-0.1")
+    r = ovexport("publish", str(bundle), "--repo-id", "tester/tiny", "--revision", "release-0.1")
     assert r.exit_code == 0, r.output
     repo = hub.repos["tester/tiny"]
     assert repo.tags[VERSION_TAG] == repo.branches["release-0.1"] != repo.branches["main"]
@@ -413,9 +409,7 @@ def test_run_pipeline_publish_builds_and_publishes_every_recipe(builds, hub, tmp
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(f"recipes:\n  - {INT4}\npublish:\n  repo_id_prefix: tester/ov-\n")
     r = ovexport("run", str(pipeline), "--publish", "--set", f"output.root={root}")
-    assert r.exit_code != 0 and "--allow-ungated" in r.output     # the tiny int4 recipe is not gated
-    assert "validation not gated: end_to_end" in r.output         # the run says so below the bundle's path
-    r = ovexport("run", str(pipeline), "--publish", "--allow-ungated", "--set", f"output.root={root}")
+    assert "validation passed" in r.output           # the run says so below the bundle's path
     assert r.exit_code == 0, r.output
     assert VERSION_TAG in hub.repos["tester/ov-tiny-minicpmv2-int4"].tags
     card = hub.files_at("tester/ov-tiny-minicpmv2-int4", VERSION_TAG)["README.md"].decode()

@@ -231,7 +231,7 @@ def test_chat_and_serve_warning_names_each_state(tmp_path):
 
 
 def test_check_warns_about_a_recipe_that_leaves_a_part_ungated(tmp_path):
-    recipe = ROOT / "recipes" / "tiny-minicpmv2-int4.yaml"   # end_to_end is measured, not gated
+    recipe = ROOT / "recipes" / "tiny-minicpmv2-int8.yaml"   # end_to_end is measured, not gated
     r = CliRunner().invoke(cli, ["check", str(recipe)])
     assert r.exit_code == 0, r.output
     assert "warning:" in r.output and "validation.thresholds.end_to_end" in r.output
