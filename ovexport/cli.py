@@ -82,8 +82,10 @@ def _load(path: str, overrides: tuple[str, ...]):
               "there (see `ovexport cache info`).")
 @click.option("--publish", "do_publish", is_flag=True, help="Then publish each bundle to its output.publish repo "
               "(or the pipeline's publish.repo_id_prefix + name); see `ovexport publish`.")
+@click.option("--allow-ungated", is_flag=True, help="With --publish: also publish bundles whose validation is not "
+              "gated (see `ovexport publish --allow-ungated`).")
 def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: str | None,
-        no_run_cache: bool, do_publish: bool) -> None:
+        no_run_cache: bool, do_publish: bool, allow_ungated: bool) -> None:
     """Run a recipe (or every recipe of a pipeline file): convert, compress, validate, package."""
     import ovexport.steps  # noqa: F401  (registers the steps)
     from ovexport.engine import runner
@@ -97,10 +99,19 @@ def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: 
         bundle = result.artifacts.get("bundle")
         if bundle is not None:
             console.print(f"bundle: [bold green]{bundle}[/]", highlight=False)
+            _print_bundle_validation(bundle)
         if do_publish and bundle is not None:
             from ovexport.publish.hub import publish as publish_bundle
-            publish_bundle(bundle, repo_id, private=r.output.publish.private,
+            publish_bundle(bundle, repo_id, private=r.output.publish.private, allow_ungated=allow_ungated,
                            echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+
+
+def _print_bundle_validation(bundle: Path) -> None:
+    """``validation passed`` / ``validation not gated: ...`` / ``validation not validated`` of a built bundle."""
+    from ovexport.bundle.manifest import read_manifest
+    from ovexport.validators.runner import verdict
+
+    console.print(verdict(read_manifest(bundle).get("validation")), highlight=False, soft_wrap=True)
 
 
 def _publish_targets(path: str, overrides: tuple[str, ...]):
@@ -452,12 +463,12 @@ def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str,
 def validate(bundle: str, checkpoint: str | None, device: str | None, runtime: str) -> None:
     """Re-hash a bundle's files against manifest.json, then re-run the parity checks."""
     from ovexport.validators.bundle_check import revalidate_bundle
-    from ovexport.validators.runner import raise_if_failed
+    from ovexport.validators.runner import raise_if_failed, verdict
 
     checks = ["genai_end_to_end"] if runtime == "genai" else None
     report = revalidate_bundle(Path(bundle), Path(checkpoint) if checkpoint else None, device, console, checks)
     raise_if_failed(report)
-    console.print("[green]validation passed[/]")
+    console.print(verdict(report), highlight=False, soft_wrap=True)  # passed, or not gated (and what)
 
 
 @cli.command()
@@ -467,12 +478,15 @@ def validate(bundle: str, checkpoint: str | None, device: str | None, runtime: s
 @click.option("--revision", metavar="BRANCH", help="Branch to commit to (default: main).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch (no tag).")
 @click.option("--dry-run", is_flag=True, help="Print the files, sizes, target and tag; upload nothing.")
-@click.option("--allow-unvalidated", is_flag=True, help="Publish a bundle without a passed validation.")
+@click.option("--allow-unvalidated", is_flag=True, help="Publish a bundle that was never validated (a failed "
+              "validation is never published).")
+@click.option("--allow-ungated", is_flag=True, help="Publish a bundle whose validation is not gated (a part was "
+              "measured but compared with no threshold); its card says which.")
 @click.option("--compare", "compare", type=click.Path(exists=True), metavar="DIR|compare.json",
               help="Put the figures of an `ovexport compare` that scored this bundle's IRs on the published card "
                    "(the bundle itself never holds them).")
 def publish(bundle: str, repo_id: str, private: bool | None, revision: str | None, create_pr: bool, dry_run: bool,
-            allow_unvalidated: bool, compare: str | None) -> None:
+            allow_unvalidated: bool, allow_ungated: bool, compare: str | None) -> None:
     """Publish a bundle to the Hugging Face Hub: one commit with every file, tagged v<version>.
 
     The token comes from HF_TOKEN or `hf auth login`. Publishing a version again is a no-op when the tag holds
@@ -484,7 +498,8 @@ def publish(bundle: str, repo_id: str, private: bool | None, revision: str | Non
     if not REPO_ID_RE.match(repo_id):
         raise OvexportError(f"{repo_id!r} is not a Hugging Face repo id", fix="use --repo-id <owner>/<name>")
     publish_bundle(bundle, repo_id, private=private, revision=revision, create_pr=create_pr, dry_run=dry_run,
-                   allow_unvalidated=allow_unvalidated, compare=compare, echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
+                   allow_unvalidated=allow_unvalidated, allow_ungated=allow_ungated, compare=compare,
+                   echo=lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True))
 
 
 @cli.command()

@@ -71,16 +71,33 @@ def content_of(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in manifest.items() if k != BUILD}
 
 
+def validation_summary(validation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest's ``validation`` entry from a bundle's validation.json (None: not validated): its state
+    (``status``, ``not_gated``: see ``validators.status``) and each check's status, metrics and gates."""
+    if validation is None:
+        return None
+    from ovexport.validators.status import state_of
+
+    return {**state_of(validation), "passed": validation.get("passed"), "ov_config": validation.get("ov_config"),
+            "device": validation.get("device"),
+            "checks": {c["name"]: {"status": c.get("status"), "passed": c["passed"], "metrics": c["metrics"],
+                                   "gates": c.get("gates", [])}
+                       for c in validation.get("checks", [])}}
+
+
 def validation_state(manifest: dict[str, Any]) -> str:
-    """'passed', 'failed' or 'not validated' (no validate step ran)."""
-    v = manifest.get("validation")
-    if not v:
-        return "not validated"
-    return "passed" if v.get("passed") else "failed"
+    """'passed', 'not_gated', 'failed' or 'not_validated' (no validate step ran). A bundle written before the
+    three states is not gated unless each of its parts' checks shows a gate that held."""
+    from ovexport.validators.status import state_of
+
+    return state_of(manifest.get("validation"))["status"]
 
 
 def unvalidated_warning(bundle: Path) -> str | None:
-    """One line for ``chat`` / ``serve`` when the bundle at ``bundle`` has no passed validation, else None."""
+    """One line for ``chat`` / ``serve`` when the bundle at ``bundle`` is not validated, not gated or failed
+    (None when its validation passed)."""
+    from ovexport.validators.status import PASSED, phrase
+
     path = Path(bundle) / MANIFEST
     if not path.is_file():
         return None
@@ -88,8 +105,10 @@ def unvalidated_warning(bundle: Path) -> str | None:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    state = validation_state(manifest)
-    if state == "passed":
+    if validation_state(manifest) == PASSED:
         return None
-    return (f"warning: {manifest.get('name', bundle)} {manifest.get('version', '')} is {state.upper()}: its outputs "
-            "were not checked against the source model (rebuild with the validate step, or `ovexport validate` it)")
+    what = phrase(manifest.get("validation"))
+    head, _, rest = what.partition(":")
+    return (f"warning: {manifest.get('name', bundle)} {manifest.get('version', '')}: validation {head.upper()}"
+            f"{':' + rest if rest else ''}; its outputs were not all checked against the source model "
+            "(see its validation.json; rebuild with the validate step or `ovexport validate` it)")

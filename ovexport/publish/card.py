@@ -10,6 +10,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from ovexport.bundle.manifest import validation_state
+from ovexport.validators.status import NOT_GATED, NOT_VALIDATED, PASSED, phrase
 
 CARD = "README.md"
 
@@ -87,8 +88,7 @@ def ir_files_line(manifest: dict) -> str:
 
 def validation_section(manifest: dict) -> str:
     v = manifest.get("validation")
-    state = validation_state(manifest)
-    if not v:
+    if validation_state(manifest) == NOT_VALIDATED:
         return "**This bundle was not validated**: no parity check against the source model ran."
     rows = []
     for name, c in (v.get("checks") or {}).items():
@@ -99,8 +99,9 @@ def validation_section(manifest: dict) -> str:
             result = "measured" if g is None else ("pass" if g.get("passed") else "**FAIL**")
             rows.append([name, metric, value, gate, result])
     cfg = ", ".join(f"{k}={v2}" for k, v2 in (v.get("ov_config") or {}).items())
-    head = f"Validation **{state}**: the IRs against the PyTorch source model on {v.get('device', 'CPU')}" \
-           + (f" ({cfg})" if cfg else "") + "."
+    state, _, what = phrase(v).partition(": ")
+    head = f"Validation **{state}**" + (f": {what}" if what else "") \
+        + f". The IRs against the PyTorch source model on {v.get('device', 'CPU')}" + (f" ({cfg})" if cfg else "") + "."
     return head + "\n\n" + _table(["check", "metric", "value", "gate", "result"], rows)
 
 
@@ -150,16 +151,16 @@ def render_card(manifest: dict, publishing: Any, repo_id: str | None = None, lic
     src = manifest.get("source") or {}
     state = validation_state(manifest)
     tags = ["openvino", "ovexport", manifest.get("model_family", ""), *compression_tags(manifest)]
-    if state != "passed":
-        tags.append("unvalidated")
+    if state != PASSED:
+        tags.append("validation-not-gated" if state == NOT_GATED else "unvalidated")
     data = ModelCardData(
         base_model=src.get("repo_id"), base_model_relation="quantized" if src.get("repo_id") else None,
         library_name="openvino", pipeline_tag=publishing.PIPELINE_TAG, license=license or "other",
         tags=[t for t in tags if t])
     repo = repo_id or f"<owner>/{manifest['name']}"
-    warning = "" if state == "passed" else (
-        f"\n> **Warning: {state}.** This bundle's outputs were not shown to match the source model. "
-        "`ovexport chat` and `ovexport serve` warn when they load it.\n")
+    warning = "" if state == PASSED else (
+        f"\n> **Warning: validation {phrase(manifest.get('validation'))}.** This bundle's outputs were not all shown "
+        "to match the source model. `ovexport chat` and `ovexport serve` warn when they load it.\n")
     what = (f"{publishing.TITLE} as OpenVINO IR, built by [ovexport](https://pypi.org/project/ovexport/) from "
             f"`{src.get('repo_id') or src.get('uri')}`" + (f" at revision `{src['revision']}`" if src.get("revision")
                                                           else "") + ". "

@@ -1,7 +1,8 @@
 """``ovexport publish``: a bundle to a Hugging Face Hub repo, as one commit tagged with its version.
 
 Order, so that a tag never points at a partial or wrong commit:
-1. re-hash the bundle against its manifest; refuse an unvalidated bundle unless allowed;
+1. re-hash the bundle against its manifest; refuse a failed bundle always, and one that is not validated or not
+   gated unless allowed (``publishable``);
 2. check the token (``whoami``), ``create_repo(exist_ok=True)``;
 3. if the version's tag exists: same manifest content -> nothing to do; other content -> refused (versions
    are immutable);
@@ -23,6 +24,7 @@ from pathlib import Path
 from ovexport.bundle.layout import MANIFEST
 from ovexport.bundle.manifest import content_of, read_manifest, validation_state, verify_files
 from ovexport.errors import BundleError, OvexportError
+from ovexport.validators.status import FAILED, NOT_GATED, NOT_VALIDATED, phrase
 
 
 class PublishError(OvexportError):
@@ -100,17 +102,34 @@ def _read_back_manifest(api, repo_id: str, revision: str, tmp: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def publishable(manifest: dict, allow_unvalidated: bool = False, allow_ungated: bool = False) -> None:
+    """Raise ``BundleError`` unless the bundle's validation passed, or is not validated / not gated and that is
+    allowed. A failed validation is never published."""
+    state = validation_state(manifest)
+    name = f"{manifest.get('name')} {manifest.get('version')}"
+    said = phrase(manifest.get("validation"))
+    if state == FAILED:
+        raise BundleError(f"{name}: validation failed; a failed bundle is never published",
+                          fix="fix the export (or, if the difference is expected, the recipe's thresholds) and "
+                              "rebuild; see the bundle's validation.json")
+    if state == NOT_VALIDATED and not allow_unvalidated:
+        raise BundleError(f"{name} is not validated: it is not published",
+                          fix="rebuild it with the validate step (or pass --allow-unvalidated to publish it anyway; "
+                              "its card and manifest say it is unvalidated)")
+    if state == NOT_GATED and not allow_ungated:
+        raise BundleError(f"{name}: validation {said}: it is not published",
+                          fix="set thresholds for those checks in the recipe's validation: block and rebuild (or "
+                              "pass --allow-ungated to publish it anyway; its card says what is not gated)")
+
+
 def publish(bundle: str | Path, repo_id: str, *, private: bool | None = None, revision: str | None = None,
             create_pr: bool = False, dry_run: bool = False, allow_unvalidated: bool = False,
-            compare: str | Path | None = None, echo: Callable[[str], None] = print) -> PublishResult:
+            allow_ungated: bool = False, compare: str | Path | None = None,
+            echo: Callable[[str], None] = print) -> PublishResult:
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     verify_files(bundle, manifest)
-    state = validation_state(manifest)
-    if state != "passed" and not allow_unvalidated:
-        raise BundleError(f"{manifest.get('name')} {manifest.get('version')} is {state}: it is not published",
-                          fix="rebuild it with the validate step (or pass --allow-unvalidated to publish it anyway; "
-                              "its card and manifest say it is unvalidated)")
+    publishable(manifest, allow_unvalidated=allow_unvalidated, allow_ungated=allow_ungated)
     staged: dict[str, bytes] = {}   # files the published commit holds in place of (or beside) the bundle's
     if compare is not None:
         from .figures import published_with_figures

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ovexport import __version__
 from ovexport.bundle.layout import COMPRESSION, MANIFEST, VALIDATION, ir_files
-from ovexport.bundle.manifest import BUILD, FORMAT, file_entries
+from ovexport.bundle.manifest import BUILD, FORMAT, file_entries, validation_state, validation_summary
 from ovexport.bundle.reproducible import LOCAL_SOURCES, bundle_validation, local_paths, scrub
 from ovexport.engine.code_digest import link_or_copy, versions
 from ovexport.engine.lock import Lock
@@ -17,6 +17,7 @@ from ovexport.models.registry import family_for
 from ovexport.parts import family_ir_files
 from ovexport.publish.card import CARD, render_card
 from ovexport.recipe.load import resolved_dict
+from ovexport.validators.status import PASSED
 
 from .common import RunsFamilyCode
 
@@ -74,6 +75,7 @@ class Package(RunsFamilyCode, Step):
             report = json.loads((ctx.inputs["validation"] / VALIDATION).read_text())
             validation = bundle_validation(report, machine)
             (ctx.out / VALIDATION).write_text(json.dumps(validation, indent=2, ensure_ascii=False) + "\n")
+        summary = validation_summary(validation)
         src = ctx.recipe.source_spec
         source = {"uri": src.uri, "kind": src.kind, "repo_id": src.repo_id, "revision": src.revision}
         lock = Lock.for_work(ctx.work)
@@ -90,14 +92,8 @@ class Package(RunsFamilyCode, Step):
             "packages": {"ovexport": __version__, **versions(*PACKAGES), "python": platform.python_version()},
             "steps": {name: entry.get("fingerprint") for name, entry in lock.steps.items() if name != self.name},
             "compression": compression,
-            "validated": validation is not None and bool(validation.get("passed")),
-            "validation": None if validation is None else {
-                "passed": validation.get("passed"), "ov_config": validation.get("ov_config"),
-                "not_gated": validation.get("not_gated", []),
-                "device": validation.get("device"),
-                "checks": {c["name"]: {"status": c.get("status"), "passed": c["passed"], "metrics": c["metrics"],
-                                       "gates": c.get("gates", [])}
-                           for c in validation.get("checks", [])}},
+            "validated": validation_state({"validation": summary}) == PASSED,
+            "validation": summary,
         }
         manifest = scrub(manifest, machine)
         # a bundle is a function of its inputs: compare's figures (made by another command, if it ran) are not

@@ -1,7 +1,7 @@
 """validate: numerical parity of the final IRs (after compression) against the PyTorch reference.
 
-Writes ``validation.json`` (every metric, gate and per-case number) and fails with one
-``ValidationFailed`` line when a gate of the recipe's ``validation:`` block fails. The report of a failed
+Writes ``validation.json`` (its ``status``: passed, not_gated or failed; every metric, gate and per-case number)
+and fails with one ``ValidationFailed`` line when a gate of the recipe's ``validation:`` block fails. The report of a failed
 run is also kept as ``<work>/validation.failed.json``, since a failed step's output directory is discarded.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Validate(RunsFamilyCode, Step):
     def run(self, ctx: StepContext) -> dict:
         from ovexport.evaluation.reference_cache import ReferenceCache, default_root
         from ovexport.validators.runner import CHECKS, raise_if_failed, run_validation, write_report
+        from ovexport.validators.status import FAILED
 
         # PyTorch outputs are shared by every variant of the checkpoint (the next recipe, the next sweep point)
         cache = ReferenceCache(default_root(ctx.recipe.output.root))
@@ -41,7 +42,7 @@ class Validate(RunsFamilyCode, Step):
                                     ctx.console, progress=progress, reference_cache=cache)
         path = write_report(report, ctx.out / VALIDATION)
         failed_copy = ctx.work / FAILED_REPORT
-        if not report["passed"]:
+        if report["status"] == FAILED:
             write_report(report, failed_copy)
             raise_if_failed(report, failed_copy)
         if failed_copy.is_file():
@@ -52,10 +53,12 @@ class Validate(RunsFamilyCode, Step):
 
 
 def summary(report: dict) -> dict:
-    """The lock's metrics: passed, and each gated or headline number by ``check.metric``."""
-    out: dict = {"passed": bool(report["passed"]), "duration_s": report.get("duration_s")}
+    """The lock's metrics: status (passed, not_gated, failed), and each gated or headline number by
+    ``check.metric``."""
+    out: dict = {"status": report["status"]}
     if report.get("not_gated"):
         out["not_gated"] = ", ".join(report["not_gated"])
+    out["duration_s"] = report.get("duration_s")
     for c in report["checks"]:
         for metric, value in c["metrics"].items():
             out[f"{c['name']}.{metric}"] = value

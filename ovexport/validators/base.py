@@ -2,8 +2,9 @@
 
 A check measures *metrics* (numbers) and compares some of them with recipe thresholds (*gates*). A metric
 whose threshold is ``None`` is measured and reported but not gated. A check's ``status`` is "failed" when a
-gate failed, "passed" when its gates held, and "not gated" when the recipe turned all its thresholds off:
-nothing was compared, so it is not reported as passed (``passed`` is then ``None``).
+gate failed, "passed" when its gates held, and "not_gated" when the recipe turned all its thresholds off:
+nothing was compared, so it is not reported as passed (``passed`` is then ``None``). How the checks add up to
+the validation's state: ``status.aggregate``.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .status import FAILED, NOT_GATED, PASSED
+
 GateKind = Literal["max", "min"]
-Status = Literal["passed", "failed", "not gated"]
-PASSED, FAILED, NOT_GATED = "passed", "failed", "not gated"
+Status = Literal["passed", "failed", "not_gated"]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ovexport.errors import InputError, OvexportError, ValidationFailed
@@ -17,6 +18,7 @@ from . import end_to_end, genai_end_to_end, image_encoder, llm, text_embeddings
 from .base import FAILED, NOT_GATED, CheckResult, Gate, fmt, json_safe
 from .context import ValidationContext
 from .gating import apply_gating
+from .status import PASSED, aggregate, phrase, state_of
 
 # name -> (part, run(ctx) -> CheckResult), in the order they run
 CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
@@ -47,7 +49,9 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
     """Run the checks (all, or the named ones) of the IRs in ``ir_dir`` against the PyTorch reference of
     ``ckpt`` with the thresholds of ``spec`` (a recipe ``ValidationSpec``); print a table and return the
     JSON-safe report. With ``reference_cache`` (an ``evaluation.ReferenceCache``) each check's PyTorch outputs
-    are read from it when another variant of the same checkpoint computed them already ``{"passed", "ov_config", "checks": [...], "duration_s", ...}``.
+    are read from it when another variant of the same checkpoint computed them already. Returns ``{"status",
+"passed", "not_gated", "ov_config", "checks": [...], "duration_s", ...}``: ``status`` is "passed", "not_gated"
+(``not_gated`` names the checks with no gate, or not run) or "failed" (``status.aggregate``).
 
     A check that raises (e.g. an IR that does not accept the expected inputs) is reported as failed with the
     error; problems the user must fix first (missing IR files, unknown check) raise ``OvexportError``.
@@ -83,8 +87,8 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
     finally:
         ctx.close()
     report = {
-        "passed": all(r.status != FAILED for r in results),  # no gate failed; see "not_gated"
-        "not_gated": [r.name for r in results if r.status == NOT_GATED],
+        # status, passed (only when every check ran and was gated), not_gated (checks ungated or not run)
+        **aggregate((r.to_dict() for r in results), expected=list(CHECKS)),
         "ov_config": dict(spec.ov_config()),
         "device": spec.device,
         "checkpoint": str(Path(ckpt).resolve()),
@@ -143,12 +147,17 @@ def print_report(report: dict, console: Console) -> None:
             table.add_row("" if not first else c["name"], "[bold yellow]not gated[/bold yellow]", "", "",
                           "[yellow]no threshold[/yellow]")
     console.print(table)
-    verdict = "[green]passed[/green]" if report["passed"] else "[bold red]FAILED[/bold red]"
-    ungated = report.get("not_gated") or []
-    if report["passed"] and ungated:
-        verdict += f" [yellow]({', '.join(ungated)} not gated)[/yellow]"
-    console.print(f"validation {verdict} in {report['duration_s']:.1f}s "
+    console.print(f"{verdict(report)} in {report['duration_s']:.1f}s "
                   f"({', '.join(f'{k}={v}' for k, v in report['ov_config'].items())}, {report['device']})")
+
+
+def verdict(report: dict, markup: bool = True) -> str:
+    """``validation passed`` / ``validation not gated: end_to_end (...)`` / ``validation failed`` (rich markup,
+    or plain text)."""
+    status = state_of(report)["status"]
+    style = {PASSED: "green", FAILED: "bold red"}.get(status, "bold yellow")
+    text = "validation " + phrase(report)
+    return f"[{style}]{escape(text)}[/{style}]" if markup else text
 
 
 def write_report(report: dict, path: Path) -> Path:
@@ -161,8 +170,9 @@ def write_report(report: dict, path: Path) -> Path:
 
 
 def raise_if_failed(report: dict, report_path: Path | str | None = None) -> None:
-    """Raise ``ValidationFailed`` naming every failed check and its numbers, on one line."""
-    if report.get("passed"):
+    """Raise ``ValidationFailed`` naming every failed check and its numbers, on one line (a report that is not
+    gated did not fail: the caller says so)."""
+    if state_of(report)["status"] != FAILED:
         return
     lines = report.get("failures") or failure_lines(report) or ["a check failed"]
     where = str(report_path) if report_path is not None else "validation.json"

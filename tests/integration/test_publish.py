@@ -2,6 +2,7 @@
 through the real huggingface_hub client to a Hub-compatible server on 127.0.0.1 (tests/hub_server.py)."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -106,7 +107,7 @@ def test_no_bundle_file_carries_a_path_of_the_build_machine(builds, tmp_path_fac
         for p in machine:
             assert p.encode() not in data, (rel, p)
     report = json.loads((a / "validation.json").read_text())
-    assert "duration_s" not in json.dumps(report) and report["passed"] is True
+    assert "duration_s" not in json.dumps(report) and report["status"] == "passed"
 
 
 def test_bundle_has_the_files_the_openvino_tools_look_for(bundle):
@@ -118,7 +119,7 @@ def test_bundle_has_the_files_the_openvino_tools_look_for(bundle):
     pre = json.loads((bundle / "preprocessor_config.json").read_text())
     assert pre["image_mean"] == [0.5, 0.5, 0.5] and pre["max_slice_nums"] == 9 and pre["patch_size"] == 14
     m = json.loads((bundle / "manifest.json").read_text())
-    assert m["validated"] is True
+    assert m["validated"] is True and m["validation"]["status"] == "passed"
     assert {"README.md", "openvino_tokenizer.xml", "preprocessor_config.json"} <= set(m["files"])
     # the checkpoint's tokenizer_config.json was replaced in the bundle, not edited through a hard link
     ckpt = recorded_checkpoint(bundle)
@@ -388,10 +389,91 @@ def test_unvalidated_bundle_is_refused_unless_allowed_and_chat_warns(bundle, hub
 
     from ovexport.bundle.manifest import unvalidated_warning
     assert "NOT VALIDATED" in unvalidated_warning(unvalidated)
-    assert unvalidated_warning(bundle) is None
+    assert unvalidated_warning(bundle) is None                     # passed: every part gated
     chat = ovexport("chat", str(unvalidated), "Hi", "--greedy", "--max-new-tokens", "2")
     assert chat.exit_code == 0, chat.output
     assert "NOT VALIDATED" in chat.stderr and "NOT VALIDATED" not in chat.stdout
+
+
+# ------------------------------------------------------------------------------------------ validation states
+
+
+@pytest.fixture(scope="module")
+def ungated_bundle(builds) -> Path:
+    """The tiny int4 recipe with every threshold null, built by the real steps next to build A (the run cache
+    gives it build A's conversions, the reference cache its PyTorch outputs: only validate and package run)."""
+    root = builds[0].parent.parent
+    r = ovexport("run", INT4, "--set", f"output.root={root}", "--set", "name=tiny-ungated",
+                 "--set", "validation.thresholds.text_embeddings={max_abs_diff: null}",
+                 "--set", "validation.thresholds.image_encoder={max_abs_diff: null, min_cosine: null}",
+                 "--set", "validation.thresholds.llm={max_abs_diff: null, min_cosine: null, "
+                          "min_top1_agreement: null, max_kl: null}",
+                 "--set", "validation.thresholds.end_to_end.min_token_agreement=null")
+    assert r.exit_code == 0, r.output
+    assert "validation not gated: text_embeddings (max_abs_diff measured, no threshold); image_encoder" in r.output
+    return root / "tiny-ungated" / "0.1.0"
+
+
+def test_a_bundle_with_every_gate_off_is_not_gated_and_published_only_with_allow_ungated(ungated_bundle, hub):
+    report = json.loads((ungated_bundle / "validation.json").read_text())
+    parts = ["text_embeddings", "image_encoder", "llm", "end_to_end"]
+    assert (report["status"], report["not_gated"], report["passed"]) == ("not_gated", parts, False)
+    m = json.loads((ungated_bundle / "manifest.json").read_text())
+    assert (m["validation"]["status"], m["validation"]["not_gated"], m["validated"]) == ("not_gated", parts, False)
+    for flags in ((), ("--allow-unvalidated",)):
+        r = ovexport("publish", str(ungated_bundle), "--repo-id", "tester/ungated", *flags)
+        assert r.exit_code != 0 and "validation not gated: text_embeddings" in r.output, r.output
+        assert "--allow-ungated" in r.output and len(r.output.strip().splitlines()) == 1
+    assert hub.repos == {}
+    r = ovexport("publish", str(ungated_bundle), "--repo-id", "tester/ungated", "--allow-ungated")
+    assert r.exit_code == 0, r.output
+    card = hub.files_at("tester/ungated", VERSION_TAG)["README.md"].decode()
+    assert "Validation **not gated**: text_embeddings (max_abs_diff measured, no threshold); image_encoder" in card
+    assert "Validation **passed**" not in card and "validation-not-gated" in card
+    chat = ovexport("chat", str(ungated_bundle), "Hi", "--greedy", "--max-new-tokens", "2")
+    assert chat.exit_code == 0, chat.output
+    assert "validation NOT GATED: text_embeddings" in chat.stderr and "NOT GATED" not in chat.stdout
+
+
+def test_validate_says_not_gated_and_what(ungated_bundle):
+    r = ovexport("validate", str(ungated_bundle), "--checkpoint", str(recorded_checkpoint(ungated_bundle)))
+    assert r.exit_code == 0, r.output
+    assert "validation not gated: text_embeddings (max_abs_diff measured, no threshold)" in r.output
+    assert "validation passed" not in r.output
+
+
+@pytest.fixture(scope="module")
+def failed_bundle(ungated_bundle, tmp_path_factory) -> Path:
+    """A copy of the ungated bundle whose recipe gates the int4 LLM's top-1 agreement at 1 (measured 0.8), re-validated
+    by the real checks, which fail, with that report written into it as the package step writes one."""
+    from rich.console import Console
+
+    from ovexport.bundle.manifest import file_entries, validation_summary
+    from ovexport.bundle.reproducible import bundle_validation
+    from ovexport.validators.bundle_check import revalidate_bundle
+
+    dst = tmp_path_factory.mktemp("failed") / "bundle"
+    m = json.loads((ungated_bundle / "manifest.json").read_text())
+    m["recipe"]["validation"]["thresholds"]["llm"]["min_top1_agreement"] = 1.0
+    copy_with(ungated_bundle, dst, recipe=m["recipe"])      # the files the manifest lists are unchanged
+    report = revalidate_bundle(dst, recorded_checkpoint(ungated_bundle), console=Console(file=io.StringIO()))
+    assert report["status"] == "failed" and report["failures"][0].startswith("llm.top1_agreement "), report["failures"]
+    validation = bundle_validation(report, [str(dst), str(recorded_checkpoint(ungated_bundle))])
+    (dst / "validation.json").write_text(json.dumps(validation, indent=2) + "\n")
+    m["validation"], m["validated"] = validation_summary(validation), False
+    m["files"] = file_entries(dst)
+    (dst / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    return dst
+
+
+@pytest.mark.parametrize("flags", [(), ("--allow-unvalidated",), ("--allow-ungated",),
+                                   ("--allow-unvalidated", "--allow-ungated")])
+def test_a_failed_bundle_is_never_published(failed_bundle, hub, flags):
+    r = ovexport("publish", str(failed_bundle), "--repo-id", "tester/failed", "--dry-run", *flags)
+    assert r.exit_code != 0 and "validation failed; a failed bundle is never published" in r.output, r.output
+    assert hub.requests == [] and hub.repos == {}
+    from ovexport.bundle.manifest import unvalidated_warning
+    assert "validation FAILED" in unvalidated_warning(failed_bundle)
 
 
 def test_tampered_bundle_is_refused_before_anything_is_uploaded(bundle, hub, tmp_path):
@@ -425,6 +507,7 @@ def test_run_pipeline_publish_builds_and_publishes_every_recipe(builds, hub, tmp
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(f"recipes:\n  - {INT4}\npublish:\n  repo_id_prefix: tester/ov-\n")
     r = ovexport("run", str(pipeline), "--publish", "--set", f"output.root={root}")
+    assert "validation passed" in r.output           # the run says so below the bundle's path
     assert r.exit_code == 0, r.output
     assert VERSION_TAG in hub.repos["tester/ov-tiny-minicpmv2-int4"].tags
     card = hub.files_at("tester/ov-tiny-minicpmv2-int4", VERSION_TAG)["README.md"].decode()

@@ -1,6 +1,8 @@
 """Every recipe shipped in recipes/ and the top-level pipeline.yaml are valid and say what they claim."""
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -107,7 +109,23 @@ def test_tiny_trained_recipes_gate_end_to_end_and_random_tiny_ones_do_not():
     r4 = load_recipe(ROOT / "recipes/tiny-trained-minicpmv2-int4.yaml")
     assert r4.compression.llm.mode == "int4_sym"
     assert r4.validation.thresholds.end_to_end.min_token_agreement is not None
-    assert load_recipe(ROOT / "recipes/tiny-minicpmv2-int4.yaml").validation.thresholds.end_to_end.min_token_agreement is None
+    # random weights: int8 leaves end to end ungated (its worst measured agreement, one token of 8, leaves no
+    # margin); int4 gates only the first token of each case
+    assert load_recipe(ROOT / "recipes/tiny-minicpmv2-int8.yaml").validation.thresholds.end_to_end.min_token_agreement is None
+    assert load_recipe(ROOT / "recipes/tiny-minicpmv2-int4.yaml").validation.thresholds.end_to_end.min_token_agreement == 0.1
+
+
+MEASURED_TINY = ["tiny-minicpmv2-fp32", "tiny-minicpmv2-int4", "tiny-minicpmv2-int8"]
+
+
+@pytest.mark.parametrize("name", MEASURED_TINY)
+def test_each_gate_of_a_tiny_recipe_says_what_was_measured_and_how(name):
+    """Issue 18: a gate comes from a measurement, with the command beside it, and a value on its own line."""
+    text = (ROOT / "recipes" / f"{name}.yaml").read_text()
+    assert f"python benchmarks/measure_thresholds.py --recipe recipes/{name}.yaml --seeds 0 1 2" in text
+    block = text[text.index("  thresholds:"):text.index("\noutput:")]
+    gates = [ln for ln in block.splitlines() if re.match(r"^\s+(max|min)_\w+: [0-9.e-]+", ln)]
+    assert gates and all("# measured" in ln for ln in gates), [ln for ln in gates if "# measured" not in ln]
 
 
 def test_pipeline_yaml():
