@@ -1,8 +1,8 @@
 """End to end through openvino.genai's ``VLMPipeline`` on a bundle (``ovexport validate BUNDLE --runtime genai``).
 
 genai is run on the synthetic images of the family's end-to-end cases, greedy, and compared with the PyTorch
-reference run on the prompt genai builds (``genai_prompt``: for MiniCPM-V-2, slices are laid out as 2.6's code lays
-them out, docs/genai.md): that is what genai computes, so ``token_agreement`` is gated by
+reference run on the prompt genai builds (``genai_prompt``: the family's, where genai's code lays the prompt out
+otherwise than the model does, docs/genai.md): that is what genai computes, so ``token_agreement`` is gated by
 ``thresholds.end_to_end.min_token_agreement`` like our runtime's. How far genai's prompt takes the model from its
 own is measured, not gated, per case under ``prompt_layout`` (the reference's tokens on genai's prompt against its
 tokens on its own prompt).

@@ -54,7 +54,7 @@ def test_typo_key_reported_with_file_and_line(tmp_path):
     p = write(tmp_path, GOOD.replace("    group_size: 16", "    grup_size: 16"))
     assert problems(p) == [
         f"{p}:9: compression.llm.grup_size: unknown key 'grup_size'; did you mean 'group_size'? (allowed: mode, "
-        "group_size, ratio, all_layers, backup_mode, sensitivity_metric, ignored_scope, awq, scale_estimation, "
+        "group_size, ratio, all_layers, backup_mode, sensitivity_metric, ignored_scope, group_size_fallback, awq, scale_estimation, "
         "gptq, lora_correction, preset, model_type, fast_bias_correction, smooth_quant_alpha)"]
 
 
