@@ -45,18 +45,37 @@ def answered(folder: Path) -> list[EvalItem]:
     return items
 
 
-def exact_match(pipe: "Pipeline", items: list[EvalItem], max_new_tokens: int = 8,
-                progress: Callable[[int, int], None] | None = None) -> Accuracy:
-    """Ask ``pipe`` each question (greedy, a fresh conversation each) and compare with its answer."""
+Answerer = Callable[[EvalItem, int], tuple[str, bool]]   # (item, max_new_tokens) -> (greedy answer, image sliced?)
+
+
+def ovexport_answers(pipe: "Pipeline") -> Answerer:
+    """Greedy answers through ovexport's runtime, a fresh conversation each."""
     from ovexport.runtime.generation import GenerationConfig
 
-    config = GenerationConfig.greedy(max_new_tokens=max_new_tokens)
+    def answer(it: EvalItem, max_new_tokens: int) -> tuple[str, bool]:
+        r = pipe.chat(it.question, image=it.image, config=GenerationConfig.greedy(max_new_tokens=max_new_tokens))
+        return r.text, r.timings["image_pieces"] > 1
+    return answer
+
+
+def genai_answers(pipe) -> Answerer:
+    """Greedy answers through openvino.genai's VLMPipeline (``runtime.genai_runtime.GenaiPipeline``)."""
+    def answer(it: EvalItem, max_new_tokens: int) -> tuple[str, bool]:
+        r = pipe.generate(it.question, it.image, max_new_tokens=max_new_tokens)
+        return r.text, r.timings["image_slices"] > 0
+    return answer
+
+
+def exact_match(pipe: "Pipeline | Answerer", items: list[EvalItem], max_new_tokens: int = 8,
+                progress: Callable[[int, int], None] | None = None) -> Accuracy:
+    """Ask each question (greedy, a fresh conversation each) and compare with its answer. ``pipe``: ovexport's
+    ``Pipeline``, or an answerer (``genai_answers``)."""
+    answer = pipe if callable(pipe) and not hasattr(pipe, "chat") else ovexport_answers(pipe)
     result = Accuracy(groups={"all": []})
     start = time.perf_counter()
     for i, it in enumerate(items):
-        r = pipe.chat(it.question, image=it.image, config=config)
-        sliced = r.timings["image_pieces"] > 1
-        ok = normalise_answer(r.text) == normalise_answer(it.answer)
+        text, sliced = answer(it, max_new_tokens)
+        ok = normalise_answer(text) == normalise_answer(it.answer)
         for g in ("all", it.question, "sliced" if sliced else "unsliced"):
             result.groups.setdefault(g, []).append(ok)
         if progress is not None:

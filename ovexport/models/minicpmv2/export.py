@@ -70,6 +70,8 @@ def language_model_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype)
 
 
 def image_encoder_spec(ckpt: Path, config: MiniCPMV2Config, dtype: torch.dtype, trace_size: int = 448) -> PartSpec:
+    """The image encoder as ONE IR (pixels + ``tgt_size``): what the published notebook exports; bundles hold the
+    two genai IRs (``genai_image_encoder_specs``); benchmarks/bench_export.py times the notebook's way with it."""
     if trace_size == 27 * config.patch_size:
         raise ValueError("the image encoder must not be traced at a 27x27 grid: timm skips the position "
                          "resize there and tracing would freeze that branch")

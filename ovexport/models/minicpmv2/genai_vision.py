@@ -68,7 +68,7 @@ class VisionEmbeddings(nn.Module):
 
     def __init__(self, tower: nn.Module, buckets: int = POSITION_BUCKETS):
         super().__init__()
-        self.tower = tower
+        self.vpm = tower   # named as in MiniCPMV2: IR node names (ignored-scope patterns) stay those of the model
         self.buckets = buckets
         gh, gw = tower.patch_embed.grid_size
         self.grid = (int(gh), int(gw))       # the stored table's grid (27x27)
@@ -83,12 +83,12 @@ class VisionEmbeddings(nn.Module):
         wr = resize_weights(row, height[:, None], self.grid[0])                   # [N, Lmax, gh]
         wc = resize_weights(col, width[:, None], self.grid[1])                    # [N, Lmax, gw]
         weights = (wr[..., :, None] * wc[..., None, :]).flatten(2)               # [N, Lmax, gh * gw]
-        table = self.tower.pos_embed.reshape(self.grid[0] * self.grid[1], -1)    # rows of the (gh, gw) grid
+        table = self.vpm.pos_embed.reshape(self.grid[0] * self.grid[1], -1)    # rows of the (gh, gw) grid
         return weights.to(table.dtype) @ table
 
     def forward(self, pixel_values: torch.Tensor, patch_attention_mask: torch.Tensor,
                 position_ids: torch.Tensor) -> torch.Tensor:
-        t = self.tower
+        t = self.vpm
         x = t.patch_embed.proj(pixel_values.to(t.patch_embed.proj.weight.dtype))  # [N, width, 1, Lmax]
         x = x.flatten(2).transpose(1, 2)
         x = t.patch_embed.norm(x)
@@ -105,11 +105,11 @@ class GenaiResampler(nn.Module):
 
     def __init__(self, resampler: Resampler):
         super().__init__()
-        self.r = resampler
+        self.resampler = resampler   # named as in MiniCPMV2 (IR node names)
 
     def forward(self, image_feature: torch.Tensor, pos_embed: torch.Tensor,
                 key_padding_mask: torch.Tensor) -> torch.Tensor:
-        r = self.r
+        r = self.resampler
         x = r.ln_kv(r.kv_proj(image_feature)).permute(1, 0, 2)                    # [L, N, D]
         n = x.shape[1]
         q = r.ln_q(r.query)[:, None, :].expand(-1, n, -1) + r.pos_embed[:, None, :]

@@ -236,9 +236,47 @@ def write_bundle_files(ckpt: Path, out: Path) -> None:
     target.write_text(json.dumps(genai_config(ckpt), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+# the oldest openvino / openvino-genai that load a bundle and answer as ovexport does (docs/genai.md, measured with
+# benchmarks/genai_compat.py): openvino-genai resizes images as Pillow does from 2026.1 on; 2025.4 loads the bundle
+# but resizes otherwise, so its answers about an image can differ
+GENAI_EXACT_FROM = "2026.1.0"
+GENAI_LOADS_FROM = "2025.4.1"
+
+
 def card_usage(repo_id: str) -> str:
-    """The 'how to run it' section of the model card (markdown)."""
-    return f"""```bash
+    """The 'how to run it' section of the model card (markdown): OpenVINO GenAI, then ovexport's own runtime."""
+    local = repo_id.split('/')[-1]
+    return f"""### Running with OpenVINO GenAI
+
+```bash
+pip install openvino-genai pillow huggingface_hub
+hf download {repo_id} --local-dir {local}
+```
+
+```python
+import numpy as np
+import openvino as ov
+import openvino_genai as ov_genai
+from PIL import Image
+
+pipe = ov_genai.VLMPipeline("{local}", "CPU")
+image = ov.Tensor(np.array(Image.open("photo.jpg").convert("RGB"))[None])
+config = ov_genai.GenerationConfig(max_new_tokens=256)
+print(pipe.generate("Describe this image.", images=[image], generation_config=config).texts[0])
+
+pipe.start_chat()                                    # a conversation: the image is encoded once
+pipe.generate("Describe this image.", images=[image], generation_config=config)
+print(pipe.generate("And the colours?", generation_config=config).texts[0])
+pipe.finish_chat()
+```
+
+An image that MiniCPM-V-2 cuts into slices (larger than about 448x448 pixels) is laid out in the prompt as
+openvino.genai lays out MiniCPM-V-2.6's slices, which differs from MiniCPM-V-2's own layout by its wrapper tokens;
+ovexport's runtime follows MiniCPM-V-2 exactly (see "Compatibility").
+
+### Running with ovexport
+
+```bash
 pip install ovexport
 hf download {repo_id} --local-dir {repo_id.split('/')[-1]}
 ovexport chat {repo_id.split('/')[-1]} "Describe this image." --image photo.jpg
@@ -252,4 +290,14 @@ pipe = Pipeline.load("{repo_id.split('/')[-1]}")
 conv = Conversation(image="photo.jpg")             # the image is encoded once per conversation
 print(pipe.chat("Describe this image.", conversation=conv).text)
 print(pipe.chat("And the colours?", conversation=conv).text)
-```"""
+```
+
+### Compatibility
+
+| runtime | version | |
+|---|---|---|
+| openvino + openvino-genai (`VLMPipeline`) | {GENAI_EXACT_FROM} and later | answers as ovexport does for images that are not sliced |
+| openvino + openvino-genai | {GENAI_LOADS_FROM} | loads and runs; resizes images otherwise (answers may differ) |
+| ovexport | 0.1.0 and later | `ovexport chat`, `ovexport serve`, `Pipeline.load` |
+
+openvino-genai `X.Y.Z.0` pairs with openvino `X.Y.Z` (and openvino-tokenizers `X.Y.Z.0`)."""
