@@ -134,7 +134,7 @@ def pooled(results: list[dict]) -> list[dict]:
             kl += v["kl_per_question"] or []
             kl_first += f["kl_per_question"] or []
             acc, n = v["metrics"].get("task_accuracy"), res["evalset"]["items"]
-            right += round((acc or 0.0) * n)
+            right = None if acc is None or right is None else right + round(acc * n)
             asked += n
             per_seed.append(v.get("kl_vs_first"))
         else:
@@ -182,7 +182,8 @@ def main() -> None:
     print("|---|" + "---:|" * (len(a.seeds) + 2))
     for row in pooled(results):
         cells = " | ".join(fmt(c) for c in row["per_seed"])
-        print(f"| {row['label']} | {cells} | {fmt(row['pooled'])} | {row['right']} of {row['questions']} |")
+        right = "-" if row["right"] is None else f"{row['right']} of {row['questions']}"
+        print(f"| {row['label']} | {cells} | {fmt(row['pooled'])} | {right} |")
 
 
 if __name__ == "__main__":
