@@ -1,6 +1,6 @@
 """A full training run (``train.train``) with ``TrainSettings`` overrides given as JSON (a "config" key overrides the
 checkpoint config), then PyTorch greedy exact match on the held-out set per kind and for sliced/unsliced images,
-and the training CPU time (1 thread). Figures: BENCHMARKS.md, "Tiny trained model", third pass.
+and the training CPU time (1 thread). Figures: docs/investigations/2026-11-30-trained-fixture-pass3.md (also passes 4 and 5).
 
     python benchmarks/trained_probe_full.py '{"pretrain_steps": 600, "steps": 1600}'
 """

@@ -5,7 +5,7 @@ trained on the probe's loss over whole-image (overview) encodings, with held-out
 overrides the tower's timm arguments (e.g. '{"embed_dim": 128, "depth": 4, "num_heads": 4}'). ``--dense W`` adds
 ``W`` x the loss of a linear classifier of what covers each patch (``trained.dense``: background, shape, letter) on the
 tower's patch features, and prints that classifier's held-out accuracy on the covered patches too.
-Figures: BENCHMARKS.md, "Tiny trained model", third and fourth passes.
+Figures: docs/investigations/2026-11-30-trained-fixture-pass3.md and the fourth and fifth passes beside it.
 
     python benchmarks/trained_probe_vision.py --steps 300 --scene word --lr-vit 1e-3 --lr-attn 1e-4 --lr-res 1e-3
 """

@@ -39,10 +39,16 @@ def find_irs(path: Path) -> list[Path]:
     if not path.is_dir():
         raise InputError(f"{path} does not exist", fix="pass a bundle directory, an IR directory or an .xml file")
     irs = [path / n for n in KNOWN_IRS if (path / n).is_file()]
-    irs += sorted(p for p in path.glob("*.xml") if p.name not in KNOWN_IRS)
+    irs += sorted(p for p in path.glob("*.xml") if p.name not in KNOWN_IRS and not _extension_ops(p))
     if not irs:
         raise InputError(f"no OpenVINO IR (*.xml) in {path}", fix="pass a bundle directory (`ovexport run` prints it)")
     return irs
+
+
+def _extension_ops(xml: Path) -> bool:
+    """Whether an IR uses operations of an extension (a bundle's tokenizer and detokenizer: openvino-tokenizers'
+    operations, no weights to report; OpenVINO cannot read them without that extension loaded)."""
+    return 'version="extension"' in xml.read_text(errors="replace")
 
 
 def recorded_compression(directory: Path) -> dict:

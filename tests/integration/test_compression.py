@@ -379,6 +379,22 @@ def test_compress_step_writes_distribution_and_inspect_prints_it(tiny_inputs, tm
     assert "| int4 | 39% (7 / 15) | 55% (7 / 14) |" in _inspect(out, "--markdown")
 
 
+def test_inspect_of_a_bundle_directory_skips_its_tokenizer_irs(tiny_checkpoint, tiny_irs_int4, tmp_path):
+    """A bundle also holds the tokenizer as OpenVINO IRs (openvino-tokenizers' operations, no weights): `ovexport
+    inspect BUNDLE` reports the model's IRs and leaves those out instead of failing to read them."""
+    from ovexport.models.minicpmv2.publishing import write_ov_tokenizers
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for f in tiny_irs_int4.iterdir():
+        (bundle / f.name).write_bytes(f.read_bytes())
+    names = write_ov_tokenizers(tiny_checkpoint, bundle)
+    assert all((bundle / n).is_file() for n in names)
+    reports = json.loads(_inspect(bundle, "--json"))
+    model_irs = {p.name for p in bundle.glob("*.xml")} - set(names)
+    assert model_irs and {r["ir"] for r in reports} == model_irs and len(reports) == len(model_irs)
+
+
 def _runtime_precisions(compiled, layer_type: str) -> list[str]:
     """``runtimePrecision`` of every ``layer_type`` node the CPU plugin will execute."""
     out = []

@@ -69,7 +69,8 @@ def test_int8vision_variants_differ_from_the_notebook_setting_only_in_the_image_
 
 
 def test_ratio1_recipe_differs_from_the_notebook_setting_only_in_the_int4_ratio():
-    """The faster-decoding recipe (BENCHMARKS.md, "Speed follows bytes"): every LLM layer in INT4, nothing else."""
+    """The faster-decoding recipe (docs/investigations/2026-12-01-speed-follows-bytes.md): every LLM layer in INT4,
+    nothing else."""
     a, b = (load_recipe(ROOT / f"recipes/{n}.yaml") for n in ("minicpmv2-int4", "minicpmv2-int4-ratio1"))
     assert b.compression.llm.ratio == 1.0 and a.compression.llm.ratio == 0.6
     assert b.compression.llm.model_copy(update={"ratio": 0.6}) == a.compression.llm
