@@ -52,7 +52,8 @@ def int4_root(tmp_path_factory) -> Path:
 def test_run_writes_a_complete_bundle(int4_root):
     bundle = int4_root / "tiny-minicpmv2-int4" / "0.1.0"
     for f in ("openvino_language_model.xml", "openvino_language_model.bin", "openvino_text_embeddings_model.xml",
-              "openvino_vision_embeddings_model.xml", "openvino_resampler_model.xml", "config.json", "tokenizer.model", "tokenizer_config.json",
+              "openvino_vision_embeddings_model.xml", "openvino_resampler_model.xml", "config.json", "tokenizer.model",
+              "tokenizer_config.json",
               "generation_config.json", "manifest.json", "validation.json"):
         assert (bundle / f).is_file(), f
     m = json.loads((bundle / "manifest.json").read_text())
