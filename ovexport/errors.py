@@ -50,3 +50,8 @@ class ValidationFailed(OvexportError):
 
 class BundleError(OvexportError):
     """A bundle is incomplete or its files do not match manifest.json."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """A third-party exception's message on one line, cut to ``limit`` characters (for an ``OvexportError``)."""
+    return " ".join(str(exc).split())[:limit]

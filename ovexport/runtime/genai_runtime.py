@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ovexport.errors import BundleError, InputError
+from ovexport.errors import BundleError, InputError, one_line
 
 
 def _genai():
@@ -65,8 +65,7 @@ class GenaiPipeline:
         try:
             self.pipe = og.VLMPipeline(str(bundle), device, **dict(ov_config or {}))
         except RuntimeError as e:
-            msg = " ".join(str(e).split())[:300]
-            raise BundleError(f"openvino.genai's VLMPipeline cannot load {bundle} ({msg})",
+            raise BundleError(f"openvino.genai's VLMPipeline cannot load {bundle} ({one_line(e)})",
                               fix="rebuild the bundle with this ovexport (`ovexport run RECIPE`), or upgrade "
                                   "openvino-genai to the version the model card names") from None
         self.load_s = time.perf_counter() - t0

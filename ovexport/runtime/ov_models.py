@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ovexport.bundle.layout import LANGUAGE_MODEL, TEXT_EMBEDDINGS, ir_files
-from ovexport.errors import BundleError, InputError
+from ovexport.errors import BundleError, InputError, one_line
 
 # What the CPU plugin should do for one interactive user: one stream, latency first. Precisions are left to
 # the plugin (bf16 compute and a u8 KV cache on CPUs with AVX512-BF16/AMX). Measured on the full-size int4
@@ -102,8 +102,7 @@ class BundleModels:
             self.sliced_logits = bool(slice_logits) and slice_last_logits(lm)
             self.lm = self.core.compile_model(lm, device, config)
         except RuntimeError as e:
-            msg = " ".join(str(e).split())[:300]
-            raise InputError(f"OpenVINO could not compile the bundle on {device} with {config} ({msg})",
+            raise InputError(f"OpenVINO could not compile the bundle on {device} with {config} ({one_line(e)})",
                              fix="check --device (see `python -c 'import openvino; print(openvino.Core()"
                                  ".available_devices)'`) and the --ov-config keys") from None
         self.compile_s = time.perf_counter() - t0
