@@ -236,10 +236,10 @@ def write_bundle_files(ckpt: Path, out: Path) -> None:
     target.write_text(json.dumps(genai_config(ckpt), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-# the oldest openvino / openvino-genai that load a bundle and answer as ovexport does (docs/genai.md, measured with
-# benchmarks/genai_compat.py): openvino-genai resizes images as Pillow does from 2026.1 on; 2025.4 loads the bundle
-# but resizes otherwise, so its answers about an image can differ
-GENAI_EXACT_FROM = "2026.1.0"
+# the oldest openvino / openvino-genai that load a bundle and answer as ovexport does (docs/genai.md, BENCHMARKS.md,
+# measured with benchmarks/genai_compat.py on the tiny int4 bundle: 2026.2.0, 2026.2.1, 2026.3.1 and 2026.4.1 give
+# ovexport's tokens; 2026.1.0 and 2025.4.1 load and run it but answer about images otherwise)
+GENAI_EXACT_FROM = "2026.2.0"
 GENAI_LOADS_FROM = "2025.4.1"
 
 
@@ -297,7 +297,7 @@ print(pipe.chat("And the colours?", conversation=conv).text)
 | runtime | version | |
 |---|---|---|
 | openvino + openvino-genai (`VLMPipeline`) | {GENAI_EXACT_FROM} and later | answers as ovexport does for images that are not sliced |
-| openvino + openvino-genai | {GENAI_LOADS_FROM} | loads and runs; resizes images otherwise (answers may differ) |
+| openvino + openvino-genai | {GENAI_LOADS_FROM} to 2026.1 | loads and runs; prepares images otherwise (answers may differ) |
 | ovexport | 0.1.0 and later | `ovexport chat`, `ovexport serve`, `Pipeline.load` |
 
 openvino-genai `X.Y.Z.0` pairs with openvino `X.Y.Z` (and openvino-tokenizers `X.Y.Z.0`)."""
