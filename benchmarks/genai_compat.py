@@ -3,8 +3,8 @@
 For each version X.Y.Z, a virtual environment with ``openvino==X.Y.Z openvino-genai==X.Y.Z.0
 openvino-tokenizers==X.Y.Z.0`` (made once under ``--venvs``, from PyPI) runs ``VLMPipeline`` greedy on the bundle
 (precisions pinned to f32) for two images: 448x448 (not sliced) and 1344x896 (cut 3x2). Its tokens are compared
-with ovexport's runtime in this environment: on the model's own prompt for the unsliced image, on genai's slice
-layout (``genai_prepared``) for the sliced one.
+with ovexport's runtime in this environment: on the model's own input for the unsliced image, on what genai feeds
+the model (``genai_prepare``: its slicer's sizes, its slice layout) for the sliced one.
 
     python benchmarks/genai_compat.py dist/tiny-minicpmv2-int4/0.1.0 --versions 2025.4.1 2026.1.0 2026.4.1
 
@@ -70,7 +70,7 @@ def ours(bundle: Path, images: dict[str, Path], n: int) -> dict[str, list[int]]:
 
     from ovexport.models.registry import family_for
     from ovexport.runtime.generation import greedy_decode
-    from ovexport.runtime.genai_runtime import genai_prompt
+    from ovexport.runtime.genai_runtime import genai_prepare
     from ovexport.runtime.pipeline import Pipeline
 
     pipe = Pipeline.load(bundle, ov_config=F32)
@@ -78,8 +78,9 @@ def ours(bundle: Path, images: dict[str, Path], n: int) -> dict[str, list[int]]:
     eos = set(pipe.adapter.eos_ids)
     out = {}
     for name, path in images.items():
-        prepared = pipe.adapter.prepare([{"role": "user", "content": QUESTION}], Image.open(path).convert("RGB"))
-        for label, p in (("own", prepared), ("genai", genai_prompt(family, pipe.adapter, prepared))):
+        msgs, image = [{"role": "user", "content": QUESTION}], Image.open(path).convert("RGB")
+        for label, p in (("own", pipe.adapter.prepare(msgs, image)),
+                         ("genai", genai_prepare(family, pipe.adapter, msgs, image))):
             tokens = greedy_decode(pipe.models, pipe.prefill_embeddings(p), pipe.embed_text, eos, n)
             out[f"{name}/{label}"] = [t for t in tokens if t not in eos]
     return out

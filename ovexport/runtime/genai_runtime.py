@@ -118,11 +118,11 @@ class GenaiPipeline:
         self.pipe.finish_chat()
 
 
-def genai_prompt(family, adapter, prepared):
-    """The prompt ``VLMPipeline`` builds for the chat ``prepared`` holds: the family's ``genai_prompt`` when its
-    layout differs from genai's, else ``prepared`` itself."""
-    hook = getattr(family, "genai_prompt", None)
-    return hook(adapter, prepared) if hook is not None else prepared
+def genai_prepare(family, adapter, msgs, image):
+    """What ``VLMPipeline`` feeds the model for the chat ``msgs`` about ``image``: the family's ``genai_prepare``
+    where genai prepares it otherwise than the model does, else ``adapter.prepare``."""
+    hook = getattr(family, "genai_prepare", None)
+    return hook(adapter, msgs, image) if hook is not None else adapter.prepare(msgs, image)
 
 
 class GenaiServer:

@@ -43,9 +43,9 @@ def token_agreement(ref: Sequence[int], test: Sequence[int], eos_ids) -> tuple[f
     return float(np.mean(eq)), first, n
 
 
-def reference_tokens(ctx: ValidationContext, check: str, images: dict, layout=None) -> dict[str, dict]:
+def reference_tokens(ctx: ValidationContext, check: str, images: dict, prepare=None) -> dict[str, dict]:
     """The PyTorch reference's greedy tokens for each image (its prompt ids, grid and image count too), through
-    the reference cache. ``layout(prepared)`` changes the prompt first (another runtime's layout)."""
+    the reference cache. ``prepare(reference, msgs, image)``: the model's input as another runtime prepares it."""
     n_new = int(ctx.spec.generate_tokens)
     msgs = [{"role": "user", "content": QUESTION}]
 
@@ -53,8 +53,7 @@ def reference_tokens(ctx: ValidationContext, check: str, images: dict, layout=No
         flat: dict = {}
         with ctx.torch_part("llm", "image_encoder") as ref:
             for name, img in images.items():
-                prepared = ref.prepare(msgs, img)
-                prepared = layout(prepared) if layout is not None else prepared
+                prepared = prepare(ref, msgs, img) if prepare is not None else ref.prepare(msgs, img)
                 tokens, _ = ref.greedy(prepared, n_new)
                 flat.update({f"{name}.ids": np.asarray(prepared.input_ids),
                              f"{name}.grid": list(prepared.grid) if prepared.grid else None,

@@ -1,11 +1,12 @@
 """End to end through openvino.genai's ``VLMPipeline`` on a bundle (``ovexport validate BUNDLE --runtime genai``).
 
 genai is run on the synthetic images of the family's end-to-end cases, greedy, and compared with the PyTorch
-reference run on the prompt genai builds (``genai_prompt``: the family's, where genai's code lays the prompt out
-otherwise than the model does, docs/genai.md): that is what genai computes, so ``token_agreement`` is gated by
+reference run on what genai feeds the model (``genai_prepare``: the family's, where genai's code prepares the image
+or lays the prompt out otherwise than the model does, docs/genai.md): that is what genai computes, so
+``token_agreement`` is gated by
 ``thresholds.end_to_end.min_token_agreement`` like our runtime's. How far genai's prompt takes the model from its
-own is measured, not gated, per case under ``prompt_layout`` (the reference's tokens on genai's prompt against its
-tokens on its own prompt).
+own is measured, not gated, per case under ``prompt_layout`` (the reference's tokens on genai's input against its
+tokens on its own).
 """
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ PART = "bundle"
 
 
 def run(ctx: ValidationContext) -> CheckResult:
-    from ovexport.runtime.genai_runtime import GenaiPipeline, genai_prompt
+    from ovexport.runtime.genai_runtime import GenaiPipeline, genai_prepare
     from ovexport.util.memory import release_memory
 
     n_new = int(ctx.spec.generate_tokens)
     images = case_images(ctx)
     adapter = ctx.adapter
     own = reference_tokens(ctx, OWN, images)
-    genai_ref = reference_tokens(ctx, NAME, images, lambda p: genai_prompt(ctx.family, adapter, p))
+    genai_ref = reference_tokens(ctx, NAME, images, lambda ref, msgs, img: genai_prepare(ctx.family, ref, msgs, img))
     eos = sorted(adapter.eos_ids)
     ctx.subtask("loading VLMPipeline")
     pipe = GenaiPipeline(ctx.ir_dir, ctx.device, ctx.ov_config)

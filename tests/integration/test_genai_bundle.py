@@ -58,33 +58,44 @@ def test_unsliced_image_same_tokens_as_ovexport_chat_greedy(rt_bundle, genai_pip
     assert len(answer.token_ids) > 0
 
 
-def test_sliced_image_is_v2_but_for_genai_slice_layout(rt_pipe, genai_pipe, tmp_path):
-    """1344x896 is cut 3x2: genai answers exactly what our runtime answers on genai's prompt layout."""
-    from ovexport.models.minicpmv2.genai_inputs import genai_prepared
+@pytest.mark.parametrize("size", [(1344, 896), (703, 600)], ids=["1344x896", "703x600-rounding"])
+def test_sliced_image_is_what_our_runtime_answers_on_genais_input(rt_pipe, genai_pipe, tmp_path, size):
+    """1344x896 is cut 3x2, 703x600 2x2 (a size genai's slicer rounds otherwise than V-2's): genai answers exactly
+    what our runtime answers on what genai feeds the model (its slicer's sizes, its slice layout)."""
+    from ovexport.models.registry import family_for
+    from ovexport.runtime.genai_runtime import genai_prepare
 
-    path = _image(tmp_path, 1344, 896, seed=1)
+    path = _image(tmp_path, *size, seed=1)
     msgs = [{"role": "user", "content": QUESTION}]
-    v2 = rt_pipe.adapter.prepare(msgs, Image.open(path).convert("RGB"))
-    assert v2.grid == (3, 2)
-    laid_out = genai_prepared(v2, rt_pipe.adapter.tokenizer, rt_pipe.adapter.config.query_num)
+    image = Image.open(path).convert("RGB")
+    v2 = rt_pipe.adapter.prepare(msgs, image)
+    laid_out = genai_prepare(family_for(rt_pipe.bundle), rt_pipe.adapter, msgs, image)
     tok = rt_pipe.adapter.tokenizer
-    # the deviation, exactly: 6 slices wrapped in <slice></slice> each instead of <image></image> inside one
+    # the deviation, exactly: each slice wrapped in <slice></slice> instead of <image></image> inside one
     # <slice>...</slice>; same number of feature slots, two tokens fewer
+    slices = len(v2.pixel_values) - 1
+    assert slices == {(1344, 896): 6, (703, 600): 4}[size] and laid_out.grid == v2.grid
     assert len(laid_out.input_ids) == len(v2.input_ids) - 2
-    assert (laid_out.image_bounds[:, 1] - laid_out.image_bounds[:, 0]).tolist() == [64] * 7
-    assert int((laid_out.input_ids == tok.slice_start_id).sum()) == 6
+    assert (laid_out.image_bounds[:, 1] - laid_out.image_bounds[:, 0]).tolist() == [64] * (slices + 1)
+    assert int((laid_out.input_ids == tok.slice_start_id).sum()) == slices
     assert int((v2.input_ids == tok.slice_start_id).sum()) == 1
+    if size == (703, 600):   # genai's source image is one patch wider
+        assert [p.shape for p in laid_out.pixel_values] != [p.shape for p in v2.pixel_values]
 
     answer = genai_pipe.generate(QUESTION, Image.open(path), max_new_tokens=MAX_NEW)
     assert answer.token_ids == _ours(rt_pipe, laid_out)
 
 
-def test_not_sliced_prompt_is_the_same_for_genai(rt_pipe, tmp_path):
-    from ovexport.models.minicpmv2.genai_inputs import genai_prepared
+def test_not_sliced_input_is_the_same_for_genai(rt_pipe, tmp_path):
+    from ovexport.models.registry import family_for
+    from ovexport.runtime.genai_runtime import genai_prepare
 
-    prepared = rt_pipe.adapter.prepare([{"role": "user", "content": QUESTION}],
-                                       Image.open(_image(tmp_path, 448, 448)).convert("RGB"))
-    assert genai_prepared(prepared, rt_pipe.adapter.tokenizer, 64) is prepared
+    msgs = [{"role": "user", "content": QUESTION}]
+    image = Image.open(_image(tmp_path, 448, 448)).convert("RGB")
+    ours, genai = rt_pipe.adapter.prepare(msgs, image), genai_prepare(family_for(rt_pipe.bundle), rt_pipe.adapter,
+                                                                       msgs, image)
+    assert np.array_equal(ours.input_ids, genai.input_ids) and np.array_equal(ours.pixel_values[0],
+                                                                              genai.pixel_values[0])
 
 
 def test_second_chat_turn_same_tokens(rt_pipe, genai_pipe, tmp_path):

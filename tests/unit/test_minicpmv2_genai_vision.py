@@ -105,3 +105,16 @@ def test_genai_prompt_differs_only_by_the_slice_wrappers(encoder):
     assert (laid.image_bounds[:, 1] - laid.image_bounds[:, 0]).tolist() == [4, 4, 4]
     assert [tok.decode([int(laid.input_ids[s - 1])], skip_special_tokens=False) for s, _ in laid.image_bounds] == \
         ["<image>", "<slice>", "<slice>"]
+
+
+@pytest.mark.parametrize("size, v2, genai", [
+    # 427 / 14 = 30.5 after the upscale: Python rounds half to even (420), genai's std::round away (434)
+    ((64, 70), ((420, 462), None, None), ((434, 462), None, None)),
+    # 703x600, cut 2x2: the source one patch wider in genai (a .5 rounded the other way)
+    ((703, 600), ((476, 420), (2, 2), (490, 420)), ((490, 420), (2, 2), (490, 420))),
+    ((1344, 896), ((546, 364), (3, 2), (448, 448)), ((546, 364), (3, 2), (448, 448))),
+])
+def test_genai_slicer_arithmetic(size, v2, genai):
+    from ovexport.models.minicpmv2.slicing import slice_sizes
+
+    assert slice_sizes(size) == v2 and slice_sizes(size, genai=True) == genai

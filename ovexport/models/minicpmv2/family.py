@@ -99,10 +99,11 @@ class MiniCPMV2Family:
             "image_encoder": export.genai_image_encoder_specs(ckpt, config, dtype, trace_image_size),
         }
 
-    def genai_prompt(self, adapter, prepared):
-        """The prompt openvino.genai's VLMPipeline builds: slices laid out as for 2.6 (``genai_prepared``)."""
-        from .genai_inputs import genai_prepared
-        return genai_prepared(prepared, adapter.tokenizer, int(adapter.config.query_num))
+    def genai_prepare(self, adapter, msgs, image):
+        """What openvino.genai's VLMPipeline feeds the model: its slicer's sizes, 2.6's slice layout
+        (``genai_inputs.genai_prepare``); ``adapter``: anything with the model's ``tokenizer`` and ``config``."""
+        from .genai_inputs import genai_prepare
+        return genai_prepare(adapter.tokenizer, adapter.config, msgs, image)
 
     def image_encoder(self, config, infer, record=None):
         """The two image IRs as one encoder, fed what openvino.genai feeds them (``genai_inputs``)."""

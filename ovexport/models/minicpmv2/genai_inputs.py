@@ -89,6 +89,15 @@ class GenaiImageEncoder:
         return self._run(RESAMPLER, resampler_inputs(feats, (h, w), self.dim))
 
 
+def genai_prepare(tokenizer, config, msgs, image):
+    """What ``VLMPipeline`` feeds the model for the chat ``msgs`` about ``image``: the image sized by genai's slicer
+    arithmetic (``slice_image(genai=True)``) and the prompt laid out as genai lays it out (``genai_prepared``)."""
+    from .prompt import encode_chat
+
+    prepared = encode_chat(tokenizer, msgs, image, config=config, genai_slicing=True)
+    return genai_prepared(prepared, tokenizer, int(config.query_num))
+
+
 def genai_prepared(prepared, tokenizer, query_num: int):
     """The prompt ``VLMPipeline`` builds for the same chat: V-2's ``prepared`` with its slices laid out as genai's
     MiniCPM code lays them out (for 2.6). The one place genai's code cannot express V-2:

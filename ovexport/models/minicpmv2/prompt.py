@@ -119,13 +119,15 @@ def _param(name: str, value, config) -> Any:
 def encode_chat(tokenizer, msgs: Sequence[Mapping[str, Any]], image: Image.Image | str | Path | None = None, *,
                 config: Any = None, query_num: int | None = None, slice_mode: bool | None = None,
                 max_slice_nums: int | None = None, scale_resolution: int | None = None,
-                patch_size: int | None = None, max_inp_length: int | None = None) -> PreparedInput:
+                patch_size: int | None = None, max_inp_length: int | None = None,
+                genai_slicing: bool = False) -> PreparedInput:
     """Token ids, image bounds and pixel values of a chat, like the original ``MiniCPMV.chat``.
 
     ``tokenizer`` is a ``MiniCPMVTokenizer``; ``image`` a PIL image, a path, or None (text only).
     Parameters left None come from ``config`` (a ``MiniCPMV2Config`` or a config.json dict), else the
     real model's values (64, True, 9, 448, 14). ``max_inp_length``: the original truncates the ids to
     2048; here a longer prompt raises ``InputError`` instead of being cut (None = no limit).
+    ``genai_slicing``: size the source and slices as openvino.genai's C++ slicer does (``slice_image``).
     """
     query_num = int(_param("query_num", query_num, config))
     slice_mode = bool(_param("slice_mode", slice_mode, config))
@@ -140,7 +142,7 @@ def encode_chat(tokenizer, msgs: Sequence[Mapping[str, Any]], image: Image.Image
         elif image.mode != "RGB":
             image = image.convert("RGB")
         if slice_mode:
-            sliced = slice_image(image, max_slice_nums, scale_resolution, patch_size)
+            sliced = slice_image(image, max_slice_nums, scale_resolution, patch_size, genai=genai_slicing)
         else:
             sliced = SlicedImage(source=image)  # the original feeds the image as is when not slicing
     prompt, images = build_prompt(msgs, sliced, query_num=query_num, slice_mode=slice_mode)
