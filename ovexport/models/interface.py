@@ -189,3 +189,12 @@ class ModelFamily(Protocol):
     def runtime(self, bundle: Path) -> RuntimeAdapter: ...
     def reference(self, ckpt: Path, **kw: Any) -> Reference: ...
     def publishing(self) -> Publishing | None: ...
+
+    # Optional, read with getattr by generic code (a family without them gets the default):
+    #
+    # ir_layout: Mapping[str, tuple[str, ...]]  part key -> its IR files, when a part is several IRs (default: the
+    #     part's one ``ovexport.parts.Part.ir_file``). ``part_specs()[key]`` is then a tuple of PartSpecs.
+    # image_encoder(config, infer, record=None)  the image-encoder part's IRs behind one ``encode(pixel_values,
+    #     (h, w))`` (``ovexport.runtime.image_encoder``; default: one IR taking ``pixel_values`` + ``tgt_size``).
+    # genai_prepare(adapter, msgs, image) -> PreparedInput  what openvino.genai's VLMPipeline feeds the model, where
+    #     it prepares the input otherwise than the model does (default: ``adapter.prepare``; docs/genai.md).
