@@ -1,44 +1,35 @@
-"""A full training run (``train.train``) with ``TrainSettings`` overrides given as JSON (a "config" key overrides the
-checkpoint config), then PyTorch greedy exact match on the held-out set per kind and for sliced/unsliced images,
-and the training CPU time (1 thread). Figures: docs/investigations/2026-11-30-trained-fixture-pass3.md (also passes 4 and 5).
+"""Candidate training settings of the tiny trained model, scored on the VALIDATION stream (never on the held-out
+set): for each seed, the checkpoint as the product builds it (``write_trained_checkpoint``) with ``TrainSettings``
+overrides given as JSON, then PyTorch greedy exact match on ``task.validation_samples(seed)`` (300 questions) per
+kind and for sliced/unsliced images, the training CPU time (1 torch thread) and the mean and range over seeds.
+Held-out figures of the chosen defaults: ``trained_heldout.py``. Figures:
+docs/investigations/2026-12-05-trained-fixture-settings.md.
 
-    python benchmarks/trained_probe_full.py '{"pretrain_steps": 600, "steps": 1600}'
+    OMP_NUM_THREADS=1 OVEXPORT_CACHE=/tmp/seeds-cache nice -n 10 python benchmarks/trained_probe_full.py '{}' --seeds 0 1
+    ... python benchmarks/trained_probe_full.py '{"patch_lr_scale": 0.15}' --seeds 0 1
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import json, sys, time, tempfile
-import torch
-torch.set_num_threads(1)
-from ovexport.models.minicpmv2.trained import task
-from ovexport.models.minicpmv2.trained import train as T
-from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
-from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
+import argparse
+import json
 
-over = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
-cfg_over = over.pop("config", {})
-settings = T.TrainSettings(**over)
-cfg = T.trained_config(0); cfg.update(cfg_over)
-d = tempfile.mkdtemp(prefix="train3-tok-")
-write_tokenizer(d, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
-tok = MiniCPMVTokenizer.from_dir(d)
-held = task.heldout_samples(0, settings.heldout_questions)
-t0 = time.process_time()
-last = [0]
-def prog(s, n, loss):
-    if s % 200 == 0 or s == n:
-        print(f"  step {s}/{n} loss {loss:.3f} cpu {time.process_time()-t0:.0f}s", flush=True)
-model, rep = T.train(cfg, tok, 0, {s.key for s in held}, settings, prog)
-t1 = time.process_time()
-per = {}
-sl = {True: [], False: []}
-with torch.no_grad():
-    for s in held:
-        ex = T.make_example(tok, model.config, s.image, [(s.question, s.answer)])
-        ok = T.normalise(T.greedy_answer(model, tok, ex)) == T.normalise(s.answer)
-        per.setdefault(task.KIND_OF[s.question], []).append(ok); sl[s.sliced_size].append(ok)
-allok = [x for v in per.values() for x in v]
-print(json.dumps({"over": sys.argv[1] if len(sys.argv) > 1 else "", "train_cpu": round(t1 - t0, 1), "eval_cpu": round(time.process_time() - t1, 1),
-                  "all": round(sum(allok) / len(allok), 3), **{k: round(sum(v) / len(v), 3) for k, v in per.items()},
-                  "unsliced": round(sum(sl[False]) / len(sl[False]), 3), "sliced": round(sum(sl[True]) / len(sl[True]), 3)}), flush=True)
+import torch
+
+torch.set_num_threads(1)
+from trained_scores import run  # noqa: E402  (benchmarks/, beside this script)
+
+from ovexport.models.minicpmv2.trained import task  # noqa: E402
+from ovexport.models.minicpmv2.trained import train as T  # noqa: E402
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("settings", nargs="?", default="{}", help="TrainSettings overrides as JSON ('{}': the defaults)")
+ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+ap.add_argument("--questions", type=int, default=task.VALIDATION_QUESTIONS, help="validation questions a seed")
+ap.add_argument("--out", type=Path, default=None, help="where the checkpoints are linked (default: a temp dir)")
+a = ap.parse_args()
+if a.questions > task.VALIDATION_QUESTIONS:
+    sys.exit(f"at most {task.VALIDATION_QUESTIONS} validation questions: training skips only those")
+run(a.settings, a.seeds, T.TrainSettings(**json.loads(a.settings)),
+    lambda seed: task.validation_samples(seed, a.questions), a.out)

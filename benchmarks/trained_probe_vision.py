@@ -1,11 +1,12 @@
 """The vision side alone on the trained task: the tiny vision tower + resampler + the training's ``ImageProbe``,
-trained on the probe's loss over whole-image (overview) encodings, with held-out probe accuracy per kind every
+trained on the probe's loss over whole-image (overview) encodings, with probe accuracy per kind on the VALIDATION
+stream (``task.validation_samples``; never the held-out set, which reports accuracy only) every
 ``--eval-every`` steps and the CPU time (1 thread). Separate learning rates for the ViT, the resampler's attention
 (in_proj, ln_kv) and the rest of the resampler; ``--scene one|count|word`` for one scene kind; ``--vision`` JSON
 overrides the tower's timm arguments (e.g. '{"embed_dim": 128, "depth": 4, "num_heads": 4}'). ``--dense W`` adds
 ``W`` x the loss of a linear classifier of what covers each patch (``trained.dense``: background, shape, letter) on the
-tower's patch features, and prints that classifier's held-out accuracy on the covered patches too.
-Figures: docs/investigations/2026-11-30-trained-fixture-pass3.md and the fourth and fifth passes beside it.
+tower's patch features, and prints that classifier's validation accuracy on the covered patches too.
+Figures: BENCHMARKS.md, "Tiny trained model", third and fourth passes.
 
     python benchmarks/trained_probe_vision.py --steps 300 --scene word --lr-vit 1e-3 --lr-attn 1e-4 --lr-res 1e-3
 """
@@ -47,8 +48,10 @@ ap.add_argument("--patch-rms", type=float, default=0.3)
 ap.add_argument("--patch-scenes", type=int, default=128)
 ap.add_argument("--residual-scale", type=float, default=1.0)
 ap.add_argument("--lr-patch", type=float, default=None)
-ap.add_argument("--heldout", type=int, default=150)      # held-out questions (150: the training's set)
+ap.add_argument("--questions", type=int, default=task.VALIDATION_QUESTIONS)   # validation questions (at most 300)
 a = ap.parse_args()
+if a.questions > task.VALIDATION_QUESTIONS:
+    sys.exit(f"at most {task.VALIDATION_QUESTIONS} validation questions: training skips only those")
 
 cfgd = T.trained_config(0)
 if a.vision: cfgd["vision_config"] = {**cfgd["vision_config"], **json.loads(a.vision)}
@@ -63,12 +66,12 @@ kinds = task.SCENES[a.scene] if a.scene else task.KINDS
 def overview(img):
     return to_pixel_values(slice_image(img, config.max_slice_nums, config.scale_resolution, config.patch_size).source)
 
-held = task.heldout_samples(0, a.heldout)
-exclude = {s.key for s in held}
+held = task.validation_samples(a.seed, a.questions)    # "held": held out of training; validation, not the held-out set
+exclude = task.reserved_keys(a.seed)
 _init_settings = T.TrainSettings(patch_init=a.patch_init, patch_init_rms=a.patch_rms, patch_init_scenes=a.patch_scenes,
                                  vit_residual_scale=a.residual_scale, sliced_share=a.sliced_share)
 _t = time.process_time()
-T.init_patch_embed(model, config, _init_settings, a.seed, {s.key for s in task.heldout_samples(0)})
+T.init_patch_embed(model, config, _init_settings, a.seed, exclude)
 print(f"init {a.patch_init} residual x{a.residual_scale}: {time.process_time() - _t:.1f}s cpu", flush=True)
 held = [s for s in held if task.KIND_OF[s.question] in kinds]
 held_px = [overview(s.image) for s in held]
@@ -152,4 +155,4 @@ for step in range(a.steps):
     opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
     ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
     if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
-        print(f"step {step+1} loss {ema:.3f} cpu {time.process_time()-t0:.1f}s held {evaluate()}", flush=True)
+        print(f"step {step+1} loss {ema:.3f} cpu {time.process_time()-t0:.1f}s validation {evaluate()}", flush=True)

@@ -48,6 +48,53 @@ def test_training_stream_never_shows_a_heldout_image():
     assert not images & {hashlib.sha256(s.image.tobytes()).hexdigest() for s in train}
 
 
+def _pairs(samples) -> set[str]:
+    """Digests of every (image bytes, question) pair of samples or scenes."""
+    out = set()
+    for s in samples:
+        qa = s.qa if isinstance(s, task.Scene) else ((s.question, s.answer),)
+        out |= {hashlib.sha256(s.image.tobytes() + q.encode()).hexdigest() for q, _ in qa}
+    return out
+
+
+def test_validation_set_is_deterministic_and_laid_out_as_the_heldout_set():
+    a, b = task.validation_samples(0, 40), task.validation_samples(0, 40)
+    assert [_digest(s) for s in a] == [_digest(s) for s in b]
+    assert not {s.key for s in a} & {s.key for s in task.validation_samples(1, 40)}
+    full = task.validation_samples(0)
+    assert len(full) == task.VALIDATION_QUESTIONS
+    seen = {(s.question, s.sliced_size) for s in full}
+    assert seen == {(q, sliced) for q in task.QUESTIONS.values() for sliced in (False, True)}
+
+
+def test_training_validation_and_heldout_streams_are_disjoint():
+    heldout, validation = task.heldout_samples(0), task.validation_samples(0)
+    reserved = task.reserved_keys(0)
+    assert reserved == {s.key for s in heldout} | {s.key for s in validation}
+    train = _take(task.training_stream(0, reserved), 1500)
+    h, v, t = _pairs(heldout), _pairs(validation), _pairs(train)
+    assert len(h) == len(heldout) and len(v) == len(validation)
+    assert not h & v and not h & t and not v & t
+    images = [{hashlib.sha256(s.image.tobytes()).hexdigest() for s in group} for group in (heldout, validation, train)]
+    assert not images[0] & images[1] and not (images[0] | images[1]) & images[2]
+
+
+def test_the_trained_checkpoint_never_trains_on_a_heldout_or_validation_image(tmp_path, monkeypatch):
+    from ovexport.models.minicpmv2.trained import build
+
+    seen = {}
+
+    def fake_train(cfg, tok, seed, exclude, settings, progress):
+        seen["exclude"] = exclude
+        raise KeyboardInterrupt     # stop before any training
+
+    monkeypatch.setattr(build, "train", fake_train)
+    with pytest.raises(KeyboardInterrupt):
+        build.build_trained_checkpoint(tmp_path, seed=3)
+    assert seen["exclude"] == task.reserved_keys(3)
+    assert {s.key for s in task.validation_samples(3)} <= seen["exclude"]
+
+
 def test_training_stream_skips_excluded_keys():
     first = _take(task.training_stream(0), 3)
     skipped = _take(task.training_stream(0, {first[0].key}), 2)

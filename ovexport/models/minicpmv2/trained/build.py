@@ -1,5 +1,6 @@
 """``synthetic://tiny-trained?seed=N``: a tiny MiniCPM-V-2 trained on the generated task, written in the
-openbmb layout, with its held-out question set in ``heldout/`` (``questions.jsonl`` + ``images/*.png``).
+openbmb layout, with its held-out question set in ``heldout/`` (``questions.jsonl`` + ``images/*.png``). Training
+skips the held-out and the validation images (``task.reserved_keys``).
 
 Training takes minutes, so the result is cached under ``$OVEXPORT_CACHE`` (default ``~/.cache/ovexport``),
 keyed by everything that decides its bytes: the seed, the training settings, the sources of the trainer,
@@ -66,7 +67,8 @@ def build_trained_checkpoint(out: Path, seed: int = 0, settings: TrainSettings =
     write_tokenizer(out, vocab_size=cfg["vocab_size"], seed=seed, words=task.TASK_WORDS)
     tok = MiniCPMVTokenizer.from_dir(out)
     heldout = task.heldout_samples(seed, settings.heldout_questions)
-    model, report = train(cfg, tok, seed, {s.key for s in heldout}, settings, progress)
+    # neither a held-out nor a validation image is trained on
+    model, report = train(cfg, tok, seed, task.reserved_keys(seed, settings.heldout_questions), settings, progress)
     report["heldout_accuracy_torch"] = round(evaluate(model, tok, heldout, settings.threads), 4)
     state = {k: v.detach() for k, v in model.state_dict().items()}
     write_checkpoint(out, cfg, lambda name, shape: state[name], torch.float32, seed=seed,

@@ -15,8 +15,10 @@ short answers:
 A ``Scene`` is an image with every question it answers (a one-shape scene answers colour, shape and position,
 so training encodes its image once for three questions); a held-out ``Sample`` is one question on one scene.
 Everything is drawn from its own ``random.Random``, so a stream is deterministic for a seed. Every scene has a
-``key`` (the full description of its image); the training stream skips the keys of the held-out set, so no
-held-out image is ever trained on.
+``key`` (the full description of its image). Three streams per seed, from three generators: training scenes
+(``training_stream``), validation questions (``validation_samples``: what training settings are chosen on) and
+held-out questions (``heldout_samples``: what accuracy is reported on, never used to choose). The validation stream
+skips held-out keys and the training stream skips the keys of both (``reserved_keys``), so no image is in two.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["Sample", "Scene", "SCENES", "ANSWERS", "KIND_OF", "scene", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
-           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "write_heldout", "read_heldout",
+           "TASK_WORDS", "sample", "training_stream", "heldout_samples", "validation_samples",
+           "VALIDATION_QUESTIONS", "reserved_keys", "write_heldout", "read_heldout",
            "PARTS", "PART_LABELS", "scene_parts"]
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -310,10 +313,33 @@ def heldout_samples(seed: int, n: int = 150) -> list[Sample]:
     return [sample(rng, kind=KINDS[i % len(KINDS)], large=(i // len(KINDS)) % 2 == 1) for i in range(n)]
 
 
+# validation questions a seed reserves (twice the held-out set: one question is 0.33 points, a kind 60 questions)
+VALIDATION_QUESTIONS = 300
+
+
+def validation_samples(seed: int, n: int = VALIDATION_QUESTIONS) -> list[Sample]:
+    """``n`` validation samples, laid out as ``heldout_samples`` (every kind, half sliced, in turn) from their own
+    generator, skipping any held-out image (of the default 150): the set training settings are chosen on."""
+    rng = random.Random(f"ovexport-validation-{seed}")
+    heldout = {s.key for s in heldout_samples(seed)}
+    out: list[Sample] = []
+    while len(out) < n:
+        i = len(out)
+        s = sample(rng, kind=KINDS[i % len(KINDS)], large=(i // len(KINDS)) % 2 == 1)
+        if s.key not in heldout:
+            out.append(s)
+    return out
+
+
+def reserved_keys(seed: int, heldout: int = 150, validation: int = VALIDATION_QUESTIONS) -> set[str]:
+    """The image keys of the seed's held-out and validation sets: what its training stream must skip."""
+    return {s.key for s in (*heldout_samples(seed, heldout), *validation_samples(seed, validation))}
+
+
 def training_stream(seed: int, exclude: set[str] | frozenset[str] = frozenset(),
                     sliced_share: float = 0.5) -> Iterator[Scene]:
     """Endless training scenes for ``seed``, ``sliced_share`` of them at sliced sizes, questions in random order;
-    keys in ``exclude`` (the held-out images) are skipped."""
+    keys in ``exclude`` (the held-out and validation images, ``reserved_keys``) are skipped."""
     rng = random.Random(f"ovexport-train-{seed}")
     while True:
         sc = scene(rng, large=rng.random() < sliced_share)
