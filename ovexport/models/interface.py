@@ -173,7 +173,13 @@ class ModelFamily(Protocol):
                                        # effects): imported once in the fork server isolated steps start from
 
     def matches(self, config: dict) -> bool:
-        """Does this ``config.json`` belong to the family?"""
+        """Does this ``config.json`` belong to the family? Decided by the config's own keys, so that no other
+        registered family claims the same config (the registry refuses a config two families claim)."""
+        ...
+
+    def unsupported(self, config: dict) -> tuple[str, str] | None:
+        """``(what, fix)`` for a config this family does not match but recognises as a relative it does not convert
+        (same ``model_type``, another version), so the user is told which model it is; None otherwise."""
         ...
 
     def trace_size_problem(self, size: int) -> str | None:
