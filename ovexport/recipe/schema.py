@@ -241,6 +241,16 @@ class Recipe(StrictModel):
         """``<output.root>/.work/<name>``: where step artifacts live."""
         return self.output.root / ".work" / self.name
 
+    def resolved(self) -> dict[str, Any]:
+        """JSON-safe dict of the recipe with every default filled in and sources in canonical form (local paths
+        resolved against the recipe file), for manifests and fingerprints."""
+        d = self.model_dump(mode="json")
+        d["source"] = self.source_spec.uri
+        cal = self.calibration_source
+        if cal is not None:
+            d["calibration"]["source"] = cal.uri
+        return d
+
     def with_context(self, base_dir: Path | None, path: Path | None = None) -> "Recipe":
         """Set where local paths resolve from (for recipes built in code). Returns self."""
         self._base_dir = Path(base_dir) if base_dir is not None else None
