@@ -4,19 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovexport.bundle.layout import RESAMPLER, VISION_EMBEDDINGS
-from ovexport.models.interface import GenerationPresets, ValidationCases
+from ovexport.models.interface import ValidationCases
 from ovexport.models.registry import ENV_FAMILIES, register_family
 from ovexport.parts import PART_KEYS
 
 BUNDLE_FILES = ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
                 "special_tokens_map.json")
-
-# MiniCPM-V-2's ``chat`` (and the OpenVINO notebook) defaults for its two decoding modes: ``sampling=True`` and
-# its default ``sampling=False``; the checkpoint's generation_config.json sets none of these keys
-PRESETS = GenerationPresets(
-    sampling={"do_sample": True, "top_p": 0.8, "top_k": 100, "temperature": 0.7, "repetition_penalty": 1.05},
-    beam={"num_beams": 3, "repetition_penalty": 1.2},
-)
 
 PATCH_SIZE = 14
 # The SigLIP position embedding is 27x27 (patch 14 at 378 px). Tracing at 378 px makes the grid exactly 27x27,
