@@ -81,7 +81,7 @@ def rt_reference(rt_bundle):
 @pytest.fixture(scope="session")
 def rt_images(tmp_path_factory) -> dict[str, Path]:
     def make() -> dict[str, Path]:
-        from ovexport.runtime.bench import synthetic_image
+        from ovexport.runtime.bench_inputs import synthetic_image
 
         d = tmp_path_factory.mktemp("rt-images")
         out = {}

@@ -44,7 +44,7 @@ KNOWN_UPWARD: set[tuple[str, str]] = {
     ("ovexport.recipe.source", "ovexport.models.registry"),
     ("ovexport.steps.package", "ovexport.publish.card"),
 }
-MAX_CIRCLES = 2
+MAX_CIRCLES = 1
 
 
 def module_name(f: Path) -> str:
