@@ -18,7 +18,7 @@ from ovexport.parts import family_ir_files
 from ovexport.publish.card import CARD, render_card
 from ovexport.validators.status import PASSED
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 def _license(ckpt: Path) -> str | None:
     """The source's license, from the metadata of its README.md (a Hub snapshot has one), else None."""

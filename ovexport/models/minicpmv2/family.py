@@ -80,14 +80,14 @@ class MiniCPMV2Family:
     entry_modules = {
         "export": (f"{__package__}.export", f"{__package__}.config"),
         "runtime": (f"{__package__}.runtime_adapter",),
-        "reference": (f"{__package__}.reference",),
+        "reference": (f"{__package__}.torch_reference",),
         "synthetic": (f"{__package__}.synth", f"{__package__}.trained.build"),
         "publishing": (f"{__package__}.publishing",),
     }
     # each step process would otherwise import these itself: timm builds the vision tower, and building a
     # module on the meta device imports torch._dynamo (~3 s each); the rest is the family's own heavy code
     preload = ("timm", "torch._dynamo", "ovexport.models.minicpmv2.export",
-               "ovexport.models.minicpmv2.reference", "ovexport.models.minicpmv2.runtime_adapter")
+               "ovexport.models.minicpmv2.torch_reference", "ovexport.models.minicpmv2.runtime_adapter")
 
     def matches(self, config: dict) -> bool:
         return config.get("model_type") == MODEL_TYPE and not not_minicpm_v2(config)
@@ -151,7 +151,7 @@ class MiniCPMV2Family:
         return MiniCPMV2Adapter(bundle)
 
     def reference(self, ckpt: Path, **kw):
-        from .reference import TorchReference
+        from .torch_reference import TorchReference
         return TorchReference(ckpt, **kw)
 
     def publishing(self):
