@@ -177,11 +177,6 @@ class ModelFamily(Protocol):
         registered family claims the same config (the registry refuses a config two families claim)."""
         ...
 
-    def unsupported(self, config: dict) -> tuple[str, str] | None:
-        """``(what, fix)`` for a config this family does not match but recognises as a relative it does not convert
-        (same ``model_type``, another version), so the user is told which model it is; None otherwise."""
-        ...
-
     def trace_size_problem(self, size: int) -> str | None:
         """Why the image encoder cannot be traced at ``size`` pixels (square), or None when it can."""
         ...
@@ -204,3 +199,6 @@ class ModelFamily(Protocol):
     #     (h, w))`` (``ovexport.runtime.image_encoder``; default: one IR taking ``pixel_values`` + ``tgt_size``).
     # genai_prepare(adapter, msgs, image) -> PreparedInput  what openvino.genai's VLMPipeline feeds the model, where
     #     it prepares the input otherwise than the model does (default: ``adapter.prepare``; docs/genai.md).
+    # unsupported(config) -> (what, fix) | None  for a config the family does not match but recognises as a relative
+    #     it does not convert (same ``model_type``, another version), so the registry's error names that model
+    #     (default: the registry's generic "not a supported model").

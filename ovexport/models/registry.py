@@ -132,7 +132,7 @@ def family_for_config(config: dict, where: str = "config.json") -> ModelFamily:
     """The one registered family whose ``matches()`` claims ``config``. Two claiming it is an error (as llama.cpp's
     registry keys a converter by ``architectures``, the pick does not depend on registration order); none
     claiming it is an error that says what the config is when a family recognises a relative it does not convert
-    (``unsupported()``: MiniCPM-V-2.6 next to MiniCPM-V-2)."""
+    (the optional ``unsupported()``: MiniCPM-V-2.6 next to MiniCPM-V-2)."""
     fams = families().values()
     claims = [fam for fam in fams if fam.matches(config)]
     if len(claims) > 1:
@@ -143,7 +143,8 @@ def family_for_config(config: dict, where: str = "config.json") -> ModelFamily:
     if claims:
         return claims[0]
     for fam in fams:
-        known = fam.unsupported(config)
+        unsupported = getattr(fam, "unsupported", None)
+        known = unsupported(config) if unsupported is not None else None
         if known is not None:
             what, fix = known
             raise CheckpointError(f"{where}: {what}", fix=fix)

@@ -51,9 +51,6 @@ class ToyFamily:
     def matches(self, config: dict) -> bool:
         return config.get("model_type") == MODEL_TYPE
 
-    def unsupported(self, config: dict) -> tuple[str, str] | None:
-        return None
-
     def trace_size_problem(self, size: int) -> str | None:
         p = ToyConfig.patch_size
         return None if size >= p and size % p == 0 else f"must be a multiple of {p}, got {size}"

@@ -95,3 +95,19 @@ def test_family_for_reads_the_checkpoint_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(V2_6))
     with pytest.raises(CheckpointError, match="config.json: MiniCPM-V-2.6 is not supported yet"):
         family_for(tmp_path)
+
+
+def test_a_family_without_the_optional_unsupported_hook_gets_the_generic_error(monkeypatch):
+    from ovexport.models.minicpmv2.family import MiniCPMV2Family
+
+    class Plain(MiniCPMV2Family):      # matches V-2 only, says nothing about its relatives
+        name = "plain"
+        synthetic_sizes = ()
+        unsupported = None
+
+    registry.families()
+    monkeypatch.setitem(registry._FAMILIES, "plain", Plain())
+    monkeypatch.delitem(registry._FAMILIES, "minicpmv2")
+    assert family_for_config(V2).name == "plain"
+    with pytest.raises(CheckpointError, match="model_type 'minicpmv' with these keys is not a supported model"):
+        family_for_config(V2_6)
