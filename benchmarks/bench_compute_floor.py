@@ -2,7 +2,7 @@
 """How fast can time to first token be on THIS machine? The arithmetic floor of ``ovexport bench``'s cases.
 
 For each bench case (448x448; 1344x896 = source + 3x2 slices) it counts, from the bundle's IRs reshaped to
-the case's real inputs (``ovexport.runtime.cost``), the multiply-accumulates of the image-encoder calls and of
+the case's real inputs (``ovexport.runtime.ir_macs``), the multiply-accumulates of the image-encoder calls and of
 the language-model prefill, then divides by the matrix-product rates this machine reaches, measured in the
 same run with OpenVINO on a SigLIP-MLP-shaped GEMM chain (M=1024, K=1152, N=4304):
 
@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ovexport.runtime.cost import bench_case_costs  # noqa: E402
+from ovexport.runtime.ir_macs import bench_case_costs  # noqa: E402
 
 GEMM_SHAPE = (1024, 1152, 4304)     # M, K, N: one SigLIP fc1 at 448x448 (1024 patches)
 GEMM_LAYERS = 8

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
     warnings.filterwarnings("ignore")
     from ovexport.models.registry import get_family
-    from ovexport.validators.runner import run_validation
+    from ovexport.validators.run_checks import run_validation
 
     console = Console(width=220)
     quiet = Console(file=io.StringIO())

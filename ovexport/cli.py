@@ -88,13 +88,13 @@ def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: 
         no_run_cache: bool, do_publish: bool, allow_ungated: bool) -> None:
     """Run a recipe (or every recipe of a pipeline file): convert, compress, validate, package."""
     import ovexport.steps  # noqa: F401  (registers the steps)
-    from ovexport.engine import runner
+    from ovexport.engine import run_steps
     from ovexport.engine.report import summary_table
 
     recipes = _publish_targets(recipe, overrides) if do_publish else [(r, None) for r in _load(recipe, overrides)]
     for r, repo_id in recipes:
         console.rule(f"[bold]{r.name}[/] {r.version}  ({r.source})")
-        result = runner.run(r, force=force, until=until, console=console, run_cache=not no_run_cache)
+        result = run_steps.run(r, force=force, until=until, console=console, run_cache=not no_run_cache)
         console.print(summary_table(result))
         bundle = result.artifacts.get("bundle")
         if bundle is not None:
@@ -109,7 +109,7 @@ def run(recipe: str, overrides: tuple[str, ...], force: tuple[str, ...], until: 
 def _print_bundle_validation(bundle: Path) -> None:
     """``validation passed`` / ``validation not gated: ...`` / ``validation not validated`` of a built bundle."""
     from ovexport.bundle.manifest import read_manifest
-    from ovexport.validators.runner import verdict
+    from ovexport.validators.run_checks import verdict
 
     console.print(verdict(read_manifest(bundle).get("validation")), highlight=False, soft_wrap=True)
 
@@ -463,7 +463,7 @@ def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str,
 def validate(bundle: str, checkpoint: str | None, device: str | None, runtime: str) -> None:
     """Re-hash a bundle's files against manifest.json, then re-run the parity checks."""
     from ovexport.validators.bundle_check import revalidate_bundle
-    from ovexport.validators.runner import raise_if_failed, verdict
+    from ovexport.validators.run_checks import raise_if_failed, verdict
 
     checks = ["genai_end_to_end"] if runtime == "genai" else None
     report = revalidate_bundle(Path(bundle), Path(checkpoint) if checkpoint else None, device, console, checks)

@@ -8,7 +8,8 @@ activation-based sensitivity metrics).
 """
 from __future__ import annotations
 
-from .samples import CalibrationSample, load_samples, recipe_samples
+from .sample import CalibrationSample
+from .samples import load_samples, recipe_samples
 
 __all__ = ["CalibrationSample", "load_samples", "recipe_samples", "calibration_dataset", "calibration_items"]
 

@@ -12,7 +12,7 @@ import random
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .samples import CalibrationSample
+from .sample import CalibrationSample
 
 BUILTIN_SIZE = 12
 DEFAULT_SEED = 0

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ovexport.errors import InputError
 
-from .samples import CalibrationSample
+from .sample import CalibrationSample
 
 IMAGE_COLUMNS = ("image", "images", "img", "picture", "photo", "image_url", "url", "image_path", "file_name")
 QUESTION_COLUMNS = ("question", "questions", "instruction", "prompt", "query", "text", "caption", "captions",

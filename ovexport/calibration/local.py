@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ovexport.errors import InputError
 
-from .samples import CalibrationSample
+from .sample import CalibrationSample
 
 QUESTIONS = "questions.jsonl"
 FORMAT = '{"image": "a.jpg", "question": "..."} per line'

@@ -29,7 +29,8 @@ import numpy as np
 from ovexport.errors import InputError, PlanError
 from ovexport.parts import PART_KEYS, ir_files_of, part as part_named
 
-from .samples import CalibrationSample, Log, recipe_samples
+from .sample import CalibrationSample
+from .samples import Log, recipe_samples
 
 # greedy decode steps recorded after each prefill (fewer when subset_size leaves no room)
 MAX_DECODE_STEPS = 3

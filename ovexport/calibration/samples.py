@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -15,14 +14,9 @@ from PIL import Image
 from ovexport.errors import InputError
 from ovexport.recipe.source import CalibrationSource, parse_calibration_source
 
+from .sample import CalibrationSample
+
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class CalibrationSample:
-    image: Image.Image     # RGB
-    question: str
-    origin: str = ""       # where it came from (file name, dataset row), for messages
 
 
 def _rgb(image: Image.Image) -> Image.Image:

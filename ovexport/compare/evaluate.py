@@ -8,7 +8,7 @@ import numpy as np
 
 from ovexport.evaluation import scoring
 from ovexport.evaluation.evalset import EvalSet
-from ovexport.evaluation.sides import IRSide
+from ovexport.evaluation.torch_and_ir_sides import IRSide
 
 
 def evaluate_irs(ir_dir: Path, meta_dir: Path, family, evalset: EvalSet, reference: dict, max_new_tokens: int,

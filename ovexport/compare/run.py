@@ -23,7 +23,7 @@ from ovexport.errors import InputError
 from ovexport.evaluation import evalset as evalsets
 from ovexport.evaluation import scoring
 from ovexport.engine.peak_rss import peak_rss_self
-from ovexport.evaluation.reference import reference_answers
+from ovexport.evaluation.reference_answers import reference_answers
 from ovexport.evaluation.reference_cache import LIBRARIES, ReferenceCache, default_root
 from ovexport.models.registry import code_digest_of
 from ovexport.runtime.ov_models import PRECISION_F32
@@ -205,7 +205,7 @@ class Comparison:
 
     def score(self, name: str, label: str, ir_dir: Path, meta_dir: Path, fingerprint: str,
               overrides: Sequence[str] = (), compress_fingerprint: str | None = None) -> dict:
-        from ovexport.evaluation.cost import ir_cost
+        from ovexport.evaluation.variant_cost import ir_cost
 
         key = _variant_key(fingerprint, self.ref_key, self.evalset, self.opts)
         found = _load_variant(self.out, name, key)
@@ -309,7 +309,7 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
                    console: Console | None = None, run_cache: bool = True) -> dict:
     """Build each variant through the step engine up to ``compress`` and score it."""
     import ovexport.steps  # noqa: F401 - registers the steps
-    from ovexport.engine import runner
+    from ovexport.engine import run_steps
     from ovexport.models.registry import family_for
 
     console = console or Console()
@@ -322,7 +322,7 @@ def compare_recipe(recipe_path: str, base_overrides: Sequence[str], variants: Se
     scored = []
     for i, (v, recipe) in enumerate(loaded, 1):
         console.rule(f"[bold]variant {i}/{len(loaded)}[/]: {v.label}")
-        res = runner.run(recipe, until="compress", console=console, run_cache=run_cache)
+        res = run_steps.run(recipe, until="compress", console=console, run_cache=run_cache)
         ckpt, ir_dir = res.artifacts["checkpoint"], res.artifacts["compressed_ir"]
         cmp.prepare(family_for(ckpt), ckpt)
         fp = res.row("compress").fingerprint

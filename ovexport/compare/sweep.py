@@ -151,9 +151,8 @@ def _same_build(recipe) -> str:
     """What a variant builds: its resolved recipe without its name (``ratio=0.6`` on a ratio-0.6 recipe is the
     base itself)."""
     from ovexport.engine.fingerprint import canonical_json
-    from ovexport.recipe.load import resolved_dict
 
-    return canonical_json({k: v for k, v in resolved_dict(recipe).items() if k != "name"})
+    return canonical_json({k: v for k, v in recipe.resolved().items() if k != "name"})
 
 
 def one_source(loaded: Sequence[tuple[Variant, Any]]) -> None:

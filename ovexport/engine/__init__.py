@@ -8,7 +8,7 @@ from .lock import LOCK_NAME, Lock
 from .report import plan_table, summary_table
 from .run_cache import RunCache
 from .planner import PlanRow, plan, validate
-from .runner import RunResult, RunRow, run
+from .run_steps import RunResult, RunRow, run
 from .step import (REGISTRY, Step, StepContext, StepRegistry, all_steps, get_step,
                    register_step, work_dir)
 

@@ -7,6 +7,7 @@ step does.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import time
 from collections.abc import Iterator
@@ -176,8 +177,20 @@ def checked_metrics(name: str, metrics: Any) -> dict | None:
 
 
 class StepRegistry:
-    def __init__(self) -> None:
+    """Step classes by name. ``modules`` register steps when imported: they are imported on the first question
+    asked of the registry (not at import, like the model-family registry), so whoever asks for the steps (the
+    recipe schema, the planner) needs no import of the package that defines them."""
+
+    def __init__(self, modules: tuple[str, ...] = ()) -> None:
         self._classes: dict[str, type[Step]] = {}
+        self._modules = modules
+        self._loaded = not modules
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True      # first: the modules' own registrations must not load again
+            for module in self._modules:
+                importlib.import_module(module)
 
     def register(self, cls: type[Step]) -> type[Step]:
         """Register a Step subclass under ``cls.name``; usable as a class decorator."""
@@ -202,6 +215,7 @@ class StepRegistry:
         return cls
 
     def step_class(self, name: str) -> type[Step]:
+        self._load()
         try:
             return self._classes[name]
         except KeyError:
@@ -212,6 +226,7 @@ class StepRegistry:
         return self.step_class(name)()
 
     def names(self) -> list[str]:
+        self._load()
         return list(self._classes)
 
     def pipeline_order(self) -> list[str]:
@@ -219,6 +234,7 @@ class StepRegistry:
 
         Among the steps ready to run, the one consuming the most recently produced artifact goes first (a chain
         such as convert_llm -> make_stateful stays together), then registration order."""
+        self._load()
         produced_at: dict[str, int] = {}
         todo = list(self._classes)
         order: list[str] = []
@@ -240,19 +256,24 @@ class StepRegistry:
         return order
 
     def producers_of(self, artifact: str) -> list[str]:
+        self._load()
         return [n for n, c in self._classes.items() if c.produces == artifact]
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._classes
 
     def __iter__(self) -> Iterator[str]:
+        self._load()
         return iter(self._classes)
 
     def __len__(self) -> int:
+        self._load()
         return len(self._classes)
 
 
-REGISTRY = StepRegistry()
+# the built-in steps (``ovexport/steps/``) register themselves in the global registry when imported
+REGISTRY = StepRegistry(modules=("ovexport.steps",))
 register_step = REGISTRY.register
 get_step = REGISTRY.get
 

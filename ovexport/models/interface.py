@@ -173,7 +173,8 @@ class ModelFamily(Protocol):
                                        # effects): imported once in the fork server isolated steps start from
 
     def matches(self, config: dict) -> bool:
-        """Does this ``config.json`` belong to the family?"""
+        """Does this ``config.json`` belong to the family? Decided by the config's own keys, so that no other
+        registered family claims the same config (the registry refuses a config two families claim)."""
         ...
 
     def trace_size_problem(self, size: int) -> str | None:
@@ -198,3 +199,6 @@ class ModelFamily(Protocol):
     #     (h, w))`` (``ovexport.runtime.image_encoder``; default: one IR taking ``pixel_values`` + ``tgt_size``).
     # genai_prepare(adapter, msgs, image) -> PreparedInput  what openvino.genai's VLMPipeline feeds the model, where
     #     it prepares the input otherwise than the model does (default: ``adapter.prepare``; docs/genai.md).
+    # unsupported(config) -> (what, fix) | None  for a config the family does not match but recognises as a relative
+    #     it does not convert (same ``model_type``, another version), so the registry's error names that model
+    #     (default: the registry's generic "not a supported model").

@@ -129,9 +129,25 @@ def family_of_synthetic(size: str) -> ModelFamily:
 
 
 def family_for_config(config: dict, where: str = "config.json") -> ModelFamily:
-    for fam in families().values():
-        if fam.matches(config):
-            return fam
+    """The one registered family whose ``matches()`` claims ``config``. Two claiming it is an error (as llama.cpp's
+    registry keys a converter by ``architectures``, the pick does not depend on registration order); none
+    claiming it is an error that says what the config is when a family recognises a relative it does not convert
+    (the optional ``unsupported()``: MiniCPM-V-2.6 next to MiniCPM-V-2)."""
+    fams = families().values()
+    claims = [fam for fam in fams if fam.matches(config)]
+    if len(claims) > 1:
+        names = " and ".join(f"{f.name} ({type(f).__module__})" for f in claims)
+        raise CheckpointError(f"{where}: families {names} both claim this config.json",
+                              fix="make their matches() tell the config apart by its keys, or register only one "
+                                  f"of them (${ENV_FAMILIES})")
+    if claims:
+        return claims[0]
+    for fam in fams:
+        unsupported = getattr(fam, "unsupported", None)
+        known = unsupported(config) if unsupported is not None else None
+        if known is not None:
+            what, fix = known
+            raise CheckpointError(f"{where}: {what}", fix=fix)
     kind = config.get("model_type", "?")
     raise CheckpointError(f"{where}: model_type {kind!r} with these keys is not a supported model",
                           fix=f"ovexport supports: {family_names()}")

@@ -1,5 +1,5 @@
 """WHAT to build: the recipe schema, YAML loading with file:line errors, --set overrides, sources."""
-from ovexport.recipe.load import load_any, load_pipeline, load_recipe, parse_override, resolved_dict
+from ovexport.recipe.load import load_any, load_pipeline, load_recipe, parse_override
 from ovexport.recipe.schema import (
     CalibrationSpec,
     CompressionSpec,
@@ -27,5 +27,5 @@ __all__ = [
     "ImageEncoderThresholds", "LLMThresholds", "OutputSpec", "PartCompression", "PipelinePublish",
     "PipelineSpec", "PublishSpec", "Recipe", "TextEmbeddingsThresholds", "ThresholdsSpec", "ValidationSpec",
     "CalibrationSource", "Source", "parse_calibration_source", "parse_source",
-    "load_any", "load_pipeline", "load_recipe", "parse_override", "resolved_dict",
+    "load_any", "load_pipeline", "load_recipe", "parse_override",
 ]

@@ -384,14 +384,3 @@ def load_any(path: str | Path, overrides: Sequence[str] = ()) -> list[Recipe]:
     if is_pipeline_data(doc.data):
         return load_pipeline(path, overrides)[1]
     return [load_recipe(path, overrides)]
-
-
-def resolved_dict(recipe: Recipe) -> dict[str, Any]:
-    """JSON-safe dict of the recipe with every default filled in and sources in canonical form (local paths
-    resolved against the recipe file), for manifests and fingerprints."""
-    d = recipe.model_dump(mode="json")
-    d["source"] = recipe.source_spec.uri
-    cal = recipe.calibration_source
-    if cal is not None:
-        d["calibration"]["source"] = cal.uri
-    return d

@@ -8,7 +8,7 @@ nothing about files except that local paths in a recipe are relative to the reci
 
 What depends on the model (e.g. the sizes its image encoder can be traced at) is asked of its family when the
 source names it without a download (synthetic, or a local folder); otherwise the convert step asks it.
-The steps, and their order, are the step registry's.
+The steps, and their order, are the engine's step registry's (it imports the built-in steps when asked).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from ovexport.engine.step import REGISTRY
 from ovexport.models.registry import families
 from ovexport.recipe.source import CalibrationSource, Source, parse_calibration_source, parse_source
 
@@ -48,10 +49,7 @@ WeightDtype = Literal["fp32", "fp16", "bf16"]
 
 
 def step_names() -> tuple[str, ...]:
-    """The registered steps in pipeline order (importing ``ovexport.steps`` registers them)."""
-    import ovexport.steps  # noqa: F401
-    from ovexport.engine.step import REGISTRY
-
+    """The registered steps in pipeline order (the engine's step registry)."""
     return tuple(REGISTRY.pipeline_order())
 
 
@@ -240,6 +238,16 @@ class Recipe(StrictModel):
     def work_dir(self) -> Path:
         """``<output.root>/.work/<name>``: where step artifacts live."""
         return self.output.root / ".work" / self.name
+
+    def resolved(self) -> dict[str, Any]:
+        """JSON-safe dict of the recipe with every default filled in and sources in canonical form (local paths
+        resolved against the recipe file), for manifests and fingerprints."""
+        d = self.model_dump(mode="json")
+        d["source"] = self.source_spec.uri
+        cal = self.calibration_source
+        if cal is not None:
+            d["calibration"]["source"] = cal.uri
+        return d
 
     def with_context(self, base_dir: Path | None, path: Path | None = None) -> "Recipe":
         """Set where local paths resolve from (for recipes built in code). Returns self."""

@@ -138,7 +138,7 @@ class GenaiServer:
         return self.pipe.load_s
 
     def run(self, width: int, height: int, max_new_tokens: int) -> dict:
-        from .bench import QUESTION, synthetic_image
+        from .bench_inputs import QUESTION, synthetic_image
 
         answer = self.pipe.generate(QUESTION, synthetic_image(width, height), max_new_tokens, max_new_tokens)
         return {"tokens": answer.token_ids, "timings": answer.timings, "encoder_calls": None}

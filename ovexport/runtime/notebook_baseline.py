@@ -182,7 +182,7 @@ class NotebookServer:
         return self.compile_s
 
     def run(self, width: int, height: int, max_new_tokens: int) -> dict:
-        from .bench import QUESTION, synthetic_image
+        from .bench_inputs import QUESTION, synthetic_image
 
         calls = self.runner.calls["image"]
         out = self.runner.run(QUESTION, synthetic_image(width, height), max_new_tokens)

@@ -21,7 +21,7 @@ from ovexport.bundle.layout import ir_files
 from ovexport.parts import PARTS, ir_files_of, part as part_named
 from ovexport.util.memory import release_memory
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 
 def part_irs(inputs: dict, part: str) -> tuple[str, ...]:

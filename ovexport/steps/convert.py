@@ -9,7 +9,7 @@ from ovexport.errors import RecipeError
 from ovexport.models.registry import family_for
 from ovexport.parts import Part, part as part_named
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 
 def _names(key: str) -> tuple[str, str, str]:

@@ -9,7 +9,7 @@ from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.errors import CheckpointError, SourceError
 from ovexport.models.registry import code_digest_of, family_for, family_of_synthetic
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.py", "*.txt", "*.md"]
 

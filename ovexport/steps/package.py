@@ -16,10 +16,9 @@ from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.models.registry import family_for
 from ovexport.parts import family_ir_files
 from ovexport.publish.card import CARD, render_card
-from ovexport.recipe.load import resolved_dict
 from ovexport.validators.status import PASSED
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 def _license(ckpt: Path) -> str | None:
     """The source's license, from the metadata of its README.md (a Hub snapshot has one), else None."""
@@ -46,7 +45,7 @@ class Package(RunsFamilyCode, Step):
     run_cache = False  # reads the lock and stamps created_at: not a pure function of its fingerprint
 
     def params(self, recipe) -> dict:
-        return {"recipe": resolved_dict(recipe)}
+        return {"recipe": recipe.resolved()}
 
     def tool_versions(self) -> dict[str, str]:
         return {"ovexport": __version__}
@@ -80,7 +79,7 @@ class Package(RunsFamilyCode, Step):
         source = {"uri": src.uri, "kind": src.kind, "repo_id": src.repo_id, "revision": src.revision}
         lock = Lock.for_work(ctx.work)
         ckpt_meta = lock.get("download") or {}
-        recipe = resolved_dict(ctx.recipe)
+        recipe = ctx.recipe.resolved()
         recipe.get("output", {}).pop("root", None)  # where this machine keeps its bundles is no part of one
         manifest = {
             "format": FORMAT,

@@ -8,7 +8,7 @@ from ovexport.exporter.stateful import make_stateful
 from ovexport.models.registry import family_for
 from ovexport.parts import part
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 LLM = part("llm")
 

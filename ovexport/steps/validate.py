@@ -10,7 +10,7 @@ from ovexport.bundle.layout import VALIDATION
 from ovexport.engine.code_digest import versions
 from ovexport.engine.step import Step, StepContext, register_step
 
-from .common import RunsFamilyCode
+from .family_code import RunsFamilyCode
 
 FAILED_REPORT = "validation.failed.json"
 
@@ -31,7 +31,7 @@ class Validate(RunsFamilyCode, Step):
 
     def run(self, ctx: StepContext) -> dict:
         from ovexport.evaluation.reference_cache import ReferenceCache, default_root
-        from ovexport.validators.runner import CHECKS, raise_if_failed, run_validation, write_report
+        from ovexport.validators.run_checks import CHECKS, raise_if_failed, run_validation, write_report
         from ovexport.validators.status import FAILED
 
         # PyTorch outputs are shared by every variant of the checkpoint (the next recipe, the next sweep point)

@@ -14,8 +14,8 @@ __all__ = ["CHECKS", "CheckResult", "Gate", "ValidationContext", "raise_if_faile
 
 def __getattr__(name: str) -> Any:  # lazy: importing the package stays cheap
     if name in ("run_validation", "raise_if_failed", "write_report", "CHECKS"):
-        from . import runner
-        return getattr(runner, name)
+        from . import run_checks
+        return getattr(run_checks, name)
     if name in ("CheckResult", "Gate"):
         from . import base
         return getattr(base, name)

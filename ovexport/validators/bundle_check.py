@@ -58,7 +58,7 @@ def revalidate_bundle(bundle: Path, ckpt: Path | None = None, device: str | None
     """Verify the bundle's files, then run the parity checks of its IRs against the checkpoint (``ckpt``, or
     the one recorded in the manifest) with the thresholds it was released with. ``device`` None = the
     recorded one. Returns the validation report (with ``bundle`` and ``files_verified`` added)."""
-    from .runner import run_validation
+    from .run_checks import run_validation
 
     bundle = Path(bundle)
     manifest, n_files = check_files(bundle)

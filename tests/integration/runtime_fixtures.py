@@ -47,12 +47,12 @@ def ovexport_cmd(*args: str) -> list[str]:
 def rt_bundle(tmp_path_factory) -> Path:
     def build() -> Path:
         import ovexport.steps  # noqa: F401  (registers the steps)
-        from ovexport.engine import runner
+        from ovexport.engine import run_steps
         from ovexport.recipe.load import load_recipe
 
         root = tmp_path_factory.mktemp("rt-dist")
         recipe = load_recipe(FP32_RECIPE, [f"output.root={root}", f"steps={STEPS}"])
-        bundle = Path(runner.run(recipe).artifacts["bundle"])
+        bundle = Path(run_steps.run(recipe).artifacts["bundle"])
         assert (bundle / "manifest.json").is_file()
         return bundle
 
@@ -68,7 +68,7 @@ def rt_pipe(rt_bundle):
 
 @pytest.fixture(scope="session")
 def rt_reference(rt_bundle):
-    from ovexport.models.minicpmv2.reference import TorchReference
+    from ovexport.models.minicpmv2.torch_reference import TorchReference
 
     def load():
         ckpt = recorded_checkpoint(rt_bundle)
@@ -81,7 +81,7 @@ def rt_reference(rt_bundle):
 @pytest.fixture(scope="session")
 def rt_images(tmp_path_factory) -> dict[str, Path]:
     def make() -> dict[str, Path]:
-        from ovexport.runtime.bench import synthetic_image
+        from ovexport.runtime.bench_inputs import synthetic_image
 
         d = tmp_path_factory.mktemp("rt-images")
         out = {}

@@ -133,7 +133,7 @@ def test_validation_reuses_cached_pytorch_outputs(tiny_checkpoint, tiny_irs_int4
 
     from ovexport.evaluation.reference_cache import ReferenceCache
     from ovexport.recipe.load import load_recipe
-    from ovexport.validators.runner import run_validation
+    from ovexport.validators.run_checks import run_validation
 
     spec = load_recipe(INT4).validation
     cache = ReferenceCache(tmp_path / "ref")

@@ -179,7 +179,7 @@ def test_pipeline_of_two_recipes_sharing_a_checkpoint_converts_it_once(int4_root
 
 
 def test_fp32_bundle_matches_pytorch_logits_and_greedy_tokens(tmp_path):
-    from ovexport.models.minicpmv2.reference import TorchReference
+    from ovexport.models.minicpmv2.torch_reference import TorchReference
     from ovexport.runtime.pipeline import Pipeline
     from PIL import Image
 

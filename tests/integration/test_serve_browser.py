@@ -133,13 +133,13 @@ def trained_server(tmp_path, trained_checkpoint):
     """``ovexport serve`` on the TRAINED tiny bundle (fp32), whose answers can be right or wrong."""
     _requirements()
     import ovexport.steps  # noqa: F401  (registers the steps)
-    from ovexport.engine import runner
+    from ovexport.engine import run_steps
     from ovexport.recipe.load import load_recipe
     from runtime_fixtures import REPO, STEPS
 
     recipe = load_recipe(REPO / "recipes" / "tiny-trained-minicpmv2-fp32.yaml",
                          [f"output.root={tmp_path / 'dist'}", f"steps={STEPS}"])
-    bundle = Path(runner.run(recipe).artifacts["bundle"])
+    bundle = Path(run_steps.run(recipe).artifacts["bundle"])
     with serving(bundle) as (url, proc):
         yield url, proc, bundle
 

@@ -16,7 +16,7 @@ from ovexport.recipe.schema import ValidationSpec
 from ovexport.validators.base import gate, kl_divergence, top1_agreement
 from ovexport.validators.bundle_check import revalidate_bundle
 from ovexport.validators.end_to_end import token_agreement
-from ovexport.validators.runner import raise_if_failed, run_validation, write_report
+from ovexport.validators.run_checks import raise_if_failed, run_validation, write_report
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +121,7 @@ def test_each_threshold_can_fail(tiny_checkpoint, tiny_irs_fp32):
     assert exc.value.exit_code == 3
     # the table names the failing metrics
     console = quiet()
-    from ovexport.validators.runner import print_report
+    from ovexport.validators.run_checks import print_report
     print_report(r, console)
     assert "FAIL" in console.file.getvalue() and "reset_max_abs_diff" in console.file.getvalue()
 
@@ -280,10 +280,10 @@ def test_validate_step_writes_report_and_raises(tiny_checkpoint, tiny_irs_fp32, 
     import ovexport.steps  # noqa: F401  (registers the steps)
     from ovexport.engine.step import StepContext, get_step
     from ovexport.recipe.schema import Recipe
-    from ovexport.validators import runner
+    from ovexport.validators import run_checks
 
     # the checks themselves are tested above: the step's wiring only needs the cheap one
-    monkeypatch.setattr(runner, "CHECKS", {k: v for k, v in runner.CHECKS.items() if k == "text_embeddings"})
+    monkeypatch.setattr(run_checks, "CHECKS", {k: v for k, v in run_checks.CHECKS.items() if k == "text_embeddings"})
     step = get_step("validate")
     assert step.consumes == ("checkpoint", "compressed_ir") and step.produces == "validation"
     recipe = Recipe.model_validate({"name": "t", "version": "0.1.0", "source": "synthetic://tiny?seed=0"})

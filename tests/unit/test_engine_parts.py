@@ -198,6 +198,22 @@ def test_registry():
         name = "np"
     with pytest.raises(TypeError, match="exactly one artifact"):
         reg.register(NoProduces)
+
+
+def test_registry_imports_the_modules_that_register_steps_when_first_asked(tmp_path, monkeypatch):
+    (tmp_path / "lazy_holder.py").write_text(
+        "from ovexport.engine.step import StepRegistry\nREG = StepRegistry(modules=('lazy_steps',))\n")
+    (tmp_path / "lazy_steps.py").write_text(
+        "from lazy_holder import REG\nfrom ovexport.engine.step import Step\n"
+        "@REG.register\nclass A(Step):\n    name = 'a'\n    produces = 'x'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for m in ("lazy_holder", "lazy_steps"):
+        monkeypatch.delitem(sys.modules, m, raising=False)
+    import lazy_holder
+
+    assert "lazy_steps" not in sys.modules
+    assert lazy_holder.REG.names() == ["a"] and "lazy_steps" in sys.modules
+    assert lazy_holder.REG.pipeline_order() == ["a"]
     with pytest.raises(NotImplementedError):
         Step.params(_S(), None)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ovexport.errors import RecipeError
-from ovexport.recipe.load import load_any, load_pipeline, load_recipe, parse_override, resolved_dict
+from ovexport.recipe.load import load_any, load_pipeline, load_recipe, parse_override
 
 pytestmark = pytest.mark.unit
 
@@ -260,10 +260,10 @@ def test_local_source_relative_to_recipe_file(tmp_path, monkeypatch):
     assert r.output.root == Path("dist")  # output root stays relative to the working directory
 
 
-def test_resolved_dict(tmp_path):
+def test_recipe_resolved(tmp_path):
     p = write(tmp_path, GOOD.replace("synthetic://tiny?seed=0", "synthetic://tiny")
               + "calibration:\n  source: calib\n")
-    d = resolved_dict(load_recipe(p))
+    d = load_recipe(p).resolved()
     assert json.loads(json.dumps(d)) == d
     assert d["source"] == "synthetic://tiny?seed=0"
     assert d["calibration"] == {"source": (tmp_path / "calib").as_posix(), "num_samples": 32, "subset_size": 128}

@@ -94,8 +94,8 @@ def test_the_torch_reference_key_leaves_the_metrics_and_the_runtime_out():
     closure = module_closure("ovexport.evaluation.logprobs", *entries, *registrations, stop=registrations)
     assert "ovexport.evaluation.scoring" not in closure
     assert not any(m.startswith("ovexport.runtime") for m in closure)
-    from ovexport.evaluation import logprobs, scoring, sides
-    assert sides.log_softmax is logprobs.log_softmax is scoring.log_softmax
+    from ovexport.evaluation import logprobs, scoring, torch_and_ir_sides
+    assert torch_and_ir_sides.log_softmax is logprobs.log_softmax is scoring.log_softmax
 
 
 def test_a_library_upgrade_is_another_key(monkeypatch):
@@ -113,7 +113,7 @@ def test_a_library_upgrade_is_another_key(monkeypatch):
 
 
 def test_a_bundle_reference_key_holds_its_tokenizer_and_config_files(tmp_path):
-    from ovexport.evaluation.reference import bundle_key
+    from ovexport.evaluation.reference_answers import bundle_key
 
     class Set:
         digest = "e"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ovexport.recipe.load import load_pipeline, load_recipe, resolved_dict
+from ovexport.recipe.load import load_pipeline, load_recipe
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,7 @@ def test_shipped_recipe_is_valid(path):
     else:
         assert r.version == "1.0.0"
         assert r.source_spec.uri == f"hf://openbmb/MiniCPM-V-2@{SHA}"
-    resolved_dict(r)
+    r.resolved()
 
 
 def test_int4_recipe_matches_the_notebook():

@@ -105,7 +105,7 @@ def test_progress_task_shows_the_current_subtask():
 def test_validation_reports_each_check_and_subtask_to_the_progress(monkeypatch, tmp_path):
     """run_validation tells the step's progress which check runs and what it does (fake checks, no OpenVINO)."""
     from ovexport.recipe.schema import ValidationSpec
-    from ovexport.validators import runner
+    from ovexport.validators import run_checks
     from ovexport.validators.base import CheckResult
     from ovexport.validators.context import ValidationContext
 
@@ -124,10 +124,10 @@ def test_validation_reports_each_check_and_subtask_to_the_progress(monkeypatch, 
             return CheckResult.build(name, "p", {"x": 0.0}, [])
         return ("p", run_check)
 
-    monkeypatch.setattr(runner, "CHECKS", {"a": fake("a"), "b": fake("b")})
+    monkeypatch.setattr(run_checks, "CHECKS", {"a": fake("a"), "b": fake("b")})
     monkeypatch.setattr(ValidationContext, "check_irs", lambda self: None)
     monkeypatch.setattr("ovexport.validators.context.family_for", lambda ckpt: None)
-    rep = runner.run_validation(tmp_path, tmp_path, ValidationSpec(), Console(file=io.StringIO()), progress=Spy())
+    rep = run_checks.run_validation(tmp_path, tmp_path, ValidationSpec(), Console(file=io.StringIO()), progress=Spy())
     assert seen == ["a: starting", "a: PyTorch reference (llm)", "advance",
                     "b: starting", "b: PyTorch reference (llm)", "advance"]
     assert rep["not_gated"] == ["a", "b"]

@@ -21,7 +21,7 @@ from ovexport.publish.hub import publishable
 from ovexport.recipe.validation import ValidationSpec
 from ovexport.validators.base import CheckResult, gate
 from ovexport.validators.gating import apply_gating, ungated_checks, ungated_warnings
-from ovexport.validators.runner import failure_lines, print_report, raise_if_failed, verdict
+from ovexport.validators.run_checks import failure_lines, print_report, raise_if_failed, verdict
 from ovexport.validators.status import aggregate, check_names, phrase, state_of
 
 pytestmark = pytest.mark.unit

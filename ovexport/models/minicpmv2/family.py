@@ -4,19 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovexport.bundle.layout import RESAMPLER, VISION_EMBEDDINGS
-from ovexport.models.interface import GenerationPresets, ValidationCases
-from ovexport.models.registry import register_family
+from ovexport.models.interface import ValidationCases
+from ovexport.models.registry import ENV_FAMILIES, register_family
 from ovexport.parts import PART_KEYS
 
 BUNDLE_FILES = ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
                 "special_tokens_map.json")
-
-# MiniCPM-V-2's ``chat`` (and the OpenVINO notebook) defaults for its two decoding modes: ``sampling=True`` and
-# its default ``sampling=False``; the checkpoint's generation_config.json sets none of these keys
-PRESETS = GenerationPresets(
-    sampling={"do_sample": True, "top_p": 0.8, "top_k": 100, "temperature": 0.7, "repetition_penalty": 1.05},
-    beam={"num_beams": 3, "repetition_penalty": 1.2},
-)
 
 PATCH_SIZE = 14
 # The SigLIP position embedding is 27x27 (patch 14 at 378 px). Tracing at 378 px makes the grid exactly 27x27,
@@ -38,6 +31,31 @@ VALIDATION_CASES = ValidationCases(
         "896x448": (896, 448, (2, 1)),    # source + 2 slices, one row
     },
 )
+
+
+MODEL_TYPE = "minicpmv"
+VISION_ENCODER = "vit_so400m_patch14_siglip"   # timm's name of V-2's SigLIP tower (``..._384.webli``)
+QUERY_NUM = 64
+
+
+def not_minicpm_v2(config: dict) -> list[str]:
+    """How a ``model_type: minicpmv`` config.json differs from MiniCPM-V-2's (empty: it is V-2). V-2.5 and V-2.6
+    share the model type and the ``MiniCPMV`` architecture, but carry a ``version`` key and describe their vision
+    tower as a transformers ``vision_config`` (SigLIP / Idefics2, with its own ``model_type``); V-2 names a timm
+    tower in ``vision_encoder`` and resamples to ``query_num`` 64 tokens (its ``vision_config``, only in synthetic
+    checkpoints, holds timm keyword arguments)."""
+    differences = []
+    if "version" in config:
+        differences.append(f"version {config['version']!r}")
+    encoder = config.get("vision_encoder")
+    if not str(encoder or "").startswith(VISION_ENCODER):
+        differences.append(f"vision_encoder {encoder!r}, not {VISION_ENCODER}*")
+    vision = config.get("vision_config")
+    if isinstance(vision, dict) and "model_type" in vision:
+        differences.append(f"a {vision['model_type']!r} vision_config")
+    if config.get("query_num") != QUERY_NUM:
+        differences.append(f"query_num {config.get('query_num')!r}, not {QUERY_NUM}")
+    return differences
 
 
 class MiniCPMV2Family:
@@ -62,19 +80,30 @@ class MiniCPMV2Family:
     entry_modules = {
         "export": (f"{__package__}.export", f"{__package__}.config"),
         "runtime": (f"{__package__}.runtime_adapter",),
-        "reference": (f"{__package__}.reference",),
+        "reference": (f"{__package__}.torch_reference",),
         "synthetic": (f"{__package__}.synth", f"{__package__}.trained.build"),
         "publishing": (f"{__package__}.publishing",),
     }
     # each step process would otherwise import these itself: timm builds the vision tower, and building a
     # module on the meta device imports torch._dynamo (~3 s each); the rest is the family's own heavy code
     preload = ("timm", "torch._dynamo", "ovexport.models.minicpmv2.export",
-               "ovexport.models.minicpmv2.reference", "ovexport.models.minicpmv2.runtime_adapter")
+               "ovexport.models.minicpmv2.torch_reference", "ovexport.models.minicpmv2.runtime_adapter")
 
     def matches(self, config: dict) -> bool:
-        # V-2.5 / V-2.6 share model_type "minicpmv" but carry a "version" key and other vision towers
-        return (config.get("model_type") == "minicpmv" and "version" not in config
-                and str(config.get("vision_encoder", "")).startswith("vit_so400m_patch14_siglip"))
+        return config.get("model_type") == MODEL_TYPE and not not_minicpm_v2(config)
+
+    def unsupported(self, config: dict) -> tuple[str, str] | None:
+        if config.get("model_type") != MODEL_TYPE:
+            return None
+        differences = not_minicpm_v2(config)
+        if not differences:
+            return None
+        fix = ("convert openbmb/MiniCPM-V-2 (a config.json without a 'version' key), or register a family for this "
+               f"model with ${ENV_FAMILIES}")
+        if "version" in config:
+            return f"MiniCPM-V-{config['version']} is not supported yet (ovexport supports MiniCPM-V-2)", fix
+        return (f"a model_type {MODEL_TYPE!r} config.json that is not MiniCPM-V-2 ({'; '.join(differences)}): "
+                "not supported yet (ovexport supports MiniCPM-V-2)", fix)
 
     def trace_size_problem(self, size: int) -> str | None:
         if size < PATCH_SIZE or size % PATCH_SIZE:
@@ -122,7 +151,7 @@ class MiniCPMV2Family:
         return MiniCPMV2Adapter(bundle)
 
     def reference(self, ckpt: Path, **kw):
-        from .reference import TorchReference
+        from .torch_reference import TorchReference
         return TorchReference(ckpt, **kw)
 
     def publishing(self):

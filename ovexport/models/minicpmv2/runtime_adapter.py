@@ -4,12 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovexport.models.generation_config import GenerationConfigDefaults, read_generation_config
-from ovexport.models.interface import PreparedInput
+from ovexport.models.interface import GenerationPresets, PreparedInput
 
 from .config import MiniCPMV2Config
-from .family import PRESETS
 from .prompt import encode_chat
 from .tokenizer import MiniCPMVTokenizer
+
+# MiniCPM-V-2's ``chat`` (and the OpenVINO notebook) defaults for its two decoding modes: ``sampling=True`` and
+# its default ``sampling=False``; the checkpoint's generation_config.json sets none of these keys
+PRESETS = GenerationPresets(
+    sampling={"do_sample": True, "top_p": 0.8, "top_k": 100, "temperature": 0.7, "repetition_penalty": 1.05},
+    beam={"num_beams": 3, "repetition_penalty": 1.2},
+)
 
 
 class MiniCPMV2Adapter(GenerationConfigDefaults):

@@ -1,4 +1,4 @@
-"""``ovexport.runtime.cost``: multiply-accumulates counted from an IR at given input shapes."""
+"""``ovexport.runtime.ir_macs``: multiply-accumulates counted from an IR at given input shapes."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +23,7 @@ def _model():
 
 
 def test_counts_matmuls_and_attention_at_the_given_shapes():
-    from ovexport.runtime.cost import matmul_macs
+    from ovexport.runtime.ir_macs import matmul_macs
 
     model = _model()
     for b, t in [(1, 5), (3, 7)]:
@@ -35,7 +35,7 @@ def test_counts_matmuls_and_attention_at_the_given_shapes():
 
 
 def test_dynamic_products_are_reported_apart():
-    from ovexport.runtime.cost import matmul_macs
+    from ovexport.runtime.ir_macs import matmul_macs
 
     c = matmul_macs(_model(), {})
     assert (c.macs, c.products, c.dynamic) == (0, 0, 3)
@@ -44,7 +44,7 @@ def test_dynamic_products_are_reported_apart():
 def test_bench_case_costs_count_what_the_runtime_builds(rt_bundle):
     """The compute-floor benchmark's arithmetic on the tiny bundle: the bench cases' encoder calls and prompt
     lengths as the runtime builds them, and vision work that grows with the number of patches."""
-    from ovexport.runtime.cost import bench_case_costs
+    from ovexport.runtime.ir_macs import bench_case_costs
 
     cases = bench_case_costs(rt_bundle)
     assert cases["448x448"]["encoder_calls"] == [[1, 448, 448]]

@@ -86,7 +86,7 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
     from ovexport.models.registry import family_for
     from ovexport.parts import ir_files_of
 
-    from .bench import CASES, QUESTION, synthetic_image
+    from .bench_inputs import CASES, QUESTION, synthetic_image
     from .image_encoder import image_encoder_for
     from .ov_models import slice_last_logits
 

@@ -19,7 +19,7 @@ from ovexport.models.registry import code_digest_of
 
 from .evalset import EvalSet
 from .reference_cache import ReferenceCache
-from .sides import IRSide, TorchSide
+from .torch_and_ir_sides import IRSide, TorchSide
 
 # bundle files that describe it and are never read to answer (the card, the manifest's build record...)
 DESCRIBING = frozenset({MANIFEST, VALIDATION, "README.md", "compare.json", "bench.json"})
@@ -27,11 +27,11 @@ DESCRIBING = frozenset({MANIFEST, VALIDATION, "README.md", "compare.json", "benc
 
 def torch_code() -> dict:
     """The code that decides a PyTorch reference's numbers: the family's reference (import closure), this
-    module's TorchSide (sides.py itself: its IRSide runs the runtime, which the PyTorch side never does) and
+    module's TorchSide (torch_and_ir_sides.py itself: its IRSide runs the runtime, which the PyTorch side never does) and
     log-softmax. Not the metrics (scoring.py): changing how variants are scored keeps the PyTorch reference
     (5-6 minutes on the full-size model)."""
     return {"family": code_digest_of("ovexport.evaluation.logprobs", roles=("reference",)),
-            "sides": code_digest("evaluation/sides.py")}
+            "sides": code_digest("evaluation/torch_and_ir_sides.py")}
 
 
 def torch_key(ckpt: Path, evalset: EvalSet, max_new_tokens: int) -> dict:
@@ -44,7 +44,7 @@ def bundle_key(ir_dir: Path, evalset: EvalSet, max_new_tokens: int, ov_config: d
     files = {rel: rec["hash"] for rel, rec in digest_dir(ir_dir)[1].items() if rel not in DESCRIBING}
     return {"what": "answers", "reference": "bundle", "files": files, "ov_config": dict(ov_config),
             "evalset": evalset.digest, "max_new_tokens": int(max_new_tokens),
-            "code": code_digest_of("ovexport.evaluation.sides", roles=("runtime",))}
+            "code": code_digest_of("ovexport.evaluation.torch_and_ir_sides", roles=("runtime",))}
 
 
 def _collect(side, evalset: EvalSet, max_new_tokens: int, progress, **kw) -> dict:
