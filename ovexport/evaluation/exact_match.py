@@ -62,7 +62,7 @@ def genai_answers(pipe) -> Answerer:
     """Greedy answers through openvino.genai's VLMPipeline (``runtime.genai_runtime.GenaiPipeline``)."""
     def answer(it: EvalItem, max_new_tokens: int) -> tuple[str, bool]:
         r = pipe.generate(it.question, it.image, max_new_tokens=max_new_tokens)
-        return r.text, r.timings["image_slices"] > 0
+        return r.text, r.timings["image_slices"] > 1   # genai counts the source image too
     return answer
 
 

@@ -35,15 +35,14 @@ VALIDATION_CASES = ValidationCases(
 
 MODEL_TYPE = "minicpmv"
 VISION_ENCODER = "vit_so400m_patch14_siglip"   # timm's name of V-2's SigLIP tower (``..._384.webli``)
-QUERY_NUM = 64
 
 
 def not_minicpm_v2(config: dict) -> list[str]:
     """How a ``model_type: minicpmv`` config.json differs from MiniCPM-V-2's (empty: it is V-2). V-2.5 and V-2.6
     share the model type and the ``MiniCPMV`` architecture, but carry a ``version`` key and describe their vision
     tower as a transformers ``vision_config`` (SigLIP / Idefics2, with its own ``model_type``); V-2 names a timm
-    tower in ``vision_encoder`` and resamples to ``query_num`` 64 tokens (its ``vision_config``, only in synthetic
-    checkpoints, holds timm keyword arguments)."""
+    tower in ``vision_encoder`` (its ``vision_config``, only in synthetic checkpoints, holds timm keyword arguments).
+    ``query_num`` is V-2's own parameter (64 in the real checkpoint, 16 in the trained tiny fixture), not a tell."""
     differences = []
     if "version" in config:
         differences.append(f"version {config['version']!r}")
@@ -53,8 +52,6 @@ def not_minicpm_v2(config: dict) -> list[str]:
     vision = config.get("vision_config")
     if isinstance(vision, dict) and "model_type" in vision:
         differences.append(f"a {vision['model_type']!r} vision_config")
-    if config.get("query_num") != QUERY_NUM:
-        differences.append(f"query_num {config.get('query_num')!r}, not {QUERY_NUM}")
     return differences
 
 
