@@ -39,7 +39,7 @@ def _genai():
 
 @dataclass
 class GenaiAnswer:
-    token_ids: list[int]
+    token_ids: list[int]                  # the new tokens, without the EOS generation stopped on
     text: str
     timings: dict[str, float] = field(default_factory=dict)   # ttft_s, decode_s, total_s, new_tokens
 
@@ -69,6 +69,8 @@ class GenaiPipeline:
                               fix="rebuild the bundle with this ovexport (`ovexport run RECIPE`), or upgrade "
                                   "openvino-genai to the version the model card names") from None
         self.load_s = time.perf_counter() - t0
+        gen = self.pipe.get_generation_config()
+        self.eos_ids = {int(t) for t in (getattr(gen, "stop_token_ids", None) or ())} | {int(gen.eos_token_id)}
 
     def config(self, max_new_tokens: int, min_new_tokens: int = 0):
         cfg = self.og.GenerationConfig()
@@ -101,6 +103,7 @@ class GenaiPipeline:
                                     streamer=Collect())
         t1 = time.perf_counter()
         ttft = (first[0] if first else t1) - t0
+        tokens = [t for t in tokens if t not in self.eos_ids]   # genai streams the EOS it stopped on
         perf = result.perf_metrics
         vision = perf.get_vision_encoding_duration().mean / 1e3 if images else 0.0   # genai's own clock, ms
         decode = t1 - t0 - ttft

@@ -29,7 +29,8 @@ MIN_ACCURACY = 0.45
 # VLMPipeline prepares some held-out images otherwise than MiniCPM-V-2 (its slicer's rounding, 2.6's slice layout:
 # docs/genai.md), so its answers there may differ from ovexport's; measured on seed 0 (BENCHMARKS.md,
 # "openvino.genai VLMPipeline")
-GENAI_TOLERANCE = 0.05
+# seed 0, default precisions: ovexport 135/150, VLMPipeline 134/150 (`ovexport eval BUNDLE HELDOUT [--runtime genai]`)
+GENAI_TOLERANCE = 0.03
 
 
 def normalise(text: str) -> str:
@@ -150,7 +151,8 @@ def test_vlmpipeline_answers_the_heldout_questions_as_ovexport(dist, trained_che
     from ovexport.runtime.pipeline import Pipeline
 
     bundle = dist / "tiny-trained-minicpmv2-int4" / "0.1.0"
-    pipe, genai = Pipeline.load(bundle), GenaiPipeline(bundle)
+    f32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}   # bf16 flips a near tie (1 of 150)
+    pipe, genai = Pipeline.load(bundle, ov_config=f32), GenaiPipeline(bundle, "CPU", f32)
     family, eos = family_for(bundle), set(pipe.adapter.eos_ids)
     right = {"ovexport": 0, "genai": 0}
     items = answered(trained_checkpoint / "heldout")
