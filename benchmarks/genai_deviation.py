@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +75,7 @@ def main() -> None:
             grid = own.grid
             variants = {"V-2 (ovexport)": own,
                         "A: genai's 2.6 layout": genai_prepared(own, ad.tokenizer, int(ad.config.query_num)),
-                        "B: no slicing": replace(encode_chat(ad.tokenizer, msgs, img, config=ad.config,
-                                                             max_slice_nums=1))}
+                        "B: no slicing": encode_chat(ad.tokenizer, msgs, img, config=ad.config, max_slice_nums=1)}
             answers = {k: greedy_decode(pipe.models, pipe.prefill_embeddings(p), pipe.embed_text, eos,
                                         args.max_new_tokens) for k, p in variants.items()}
             ref = answers["V-2 (ovexport)"]
