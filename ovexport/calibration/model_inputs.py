@@ -5,7 +5,8 @@
   (each sample's source image and its slices, one image per item); all source images first, then the slices
   round-robin, so that a ``subset_size`` smaller than the number of images still sees every sample.
 - ``llm`` (stateful): the inputs of a prefill of each prompt, built like the runtime does
-  (text embeddings IR x ``embed_scale``, image-encoder IR features between ``<image>`` and ``</image>``),
+  (``runtime.prefill``: text embeddings IR x ``embed_scale``, image-encoder IR features merged in by the family's
+  adapter, at its position ids),
   each followed by a few greedy decode steps (the stateful IR run on the prefill). NNCF resets the model
   state before every item unless the item carries ``nncf.definitions.NNCF_DATASET_RESET_STATE_KEY``: prefill
   items carry ``True`` and decode items ``False``, so that the decode steps see the KV cache of their prefill
@@ -19,6 +20,7 @@ computed there against an empty cache. They are also left out when NNCF has no r
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from ovexport.errors import InputError, PlanError
+from ovexport.models import positions
 from ovexport.parts import PART_KEYS, ir_files_of, part as part_named
+from ovexport.runtime.prefill import prefill_embeddings
 
 from .sample import CalibrationSample
 from .samples import Log, recipe_samples
@@ -91,18 +95,8 @@ class _Encoders:
         self.text_req.infer({"input_ids": np.asarray(ids, dtype=np.int64)})
         return self.text_req.get_output_tensor(0).data.copy()
 
-    def encode(self, pixel_values: Sequence[np.ndarray], patch_size: int) -> list[np.ndarray]:
-        """Features of each image; same-size images go through in one call (as the runtime does)."""
-        out: list[np.ndarray | None] = [None] * len(pixel_values)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, px in enumerate(pixel_values):
-            groups.setdefault(tuple(px.shape[1:]), []).append(i)
-        for (h, w), idx in groups.items():
-            feats = self.image_encoder.encode(np.stack([pixel_values[i] for i in idx]),
-                                              (-(-h // patch_size), -(-w // patch_size)))
-            for j, i in enumerate(idx):
-                out[i] = feats[j]
-        return out  # type: ignore[return-value]
+    def embed_scaled(self, scale: np.float32):
+        return lambda ids: self.embed(ids) * scale
 
 
 def text_embeddings_items(prepared: Sequence[Any]) -> list[dict[str, np.ndarray]]:
@@ -113,13 +107,14 @@ class _Recorded(Exception):
     """Raised once the IR being calibrated has been given its inputs: nothing after it needs to run."""
 
 
-def image_encoder_items(prepared: Sequence[Any], patch_size: int, encoders_for, ir: str) -> list[dict[str, np.ndarray]]:
-    """The inputs of image-encoder IR ``ir`` for every image fed to the encoder, one image per item: every
-    sample's source image first, then slices round-robin. ``encoders_for(record)`` builds the image encoder; the
-    IRs before ``ir`` run (their outputs are its inputs), ``ir`` itself and those after it do not."""
-    per_sample = [list(p.pixel_values) for p in prepared]
-    order: list[np.ndarray] = [imgs[0] for imgs in per_sample if imgs]
-    rest = [imgs[1:] for imgs in per_sample]
+def image_encoder_items(prepared: Sequence[Any], adapter, encoders_for, ir: str) -> list[dict[str, np.ndarray]]:
+    """The inputs of image-encoder IR ``ir`` for every image piece fed to the encoder, one piece per item: every
+    sample's first piece (its source image) first, then the other pieces round-robin. ``encoders_for(record)``
+    builds the image encoder; the IRs before ``ir`` run (their outputs are its inputs), ``ir`` itself and those
+    after it do not. Each piece is batched alone by the family's adapter (``encoder_inputs``)."""
+    per_sample = [[(p, px) for px in p.pixel_values] for p in prepared]
+    order = [pieces[0] for pieces in per_sample if pieces]
+    rest = [pieces[1:] for pieces in per_sample]
     for k in range(max((len(r) for r in rest), default=0)):
         order.extend(r[k] for r in rest if k < len(r))
     items: list[dict[str, np.ndarray]] = []
@@ -130,21 +125,23 @@ def image_encoder_items(prepared: Sequence[Any], patch_size: int, encoders_for, 
             raise _Recorded
 
     encoder = encoders_for(record).image_encoder
-    for px in order:
-        h, w = px.shape[1:]
+    for p, px in order:
+        (batch,) = adapter.encoder_inputs(dataclasses.replace(p, pixel_values=[px]))
         try:
-            encoder.encode(np.ascontiguousarray(px[None], dtype=np.float32), (-(-h // patch_size), -(-w // patch_size)))
+            encoder.encode(batch.inputs)
         except _Recorded:
             continue
         raise ValueError(f"the image encoder never ran {ir}: not one of its IRs")
     return items
 
 
-def prefill_inputs(embeds: np.ndarray) -> dict[str, np.ndarray]:
+def llm_inputs(embeds: np.ndarray, position_ids: np.ndarray, past: int = 0) -> dict[str, np.ndarray]:
+    """One stateful LLM call of batch 1: ``embeds`` [1, T, D] at ``position_ids`` (already batched) after ``past``
+    cached positions."""
     t = embeds.shape[1]
     return {"inputs_embeds": np.ascontiguousarray(embeds, dtype=np.float32),
-            "attention_mask": np.ones((1, t), np.int64),
-            "position_ids": np.arange(t, dtype=np.int64)[None],
+            "attention_mask": np.ones((1, past + t), np.int64),
+            "position_ids": np.ascontiguousarray(position_ids, dtype=np.int64),
             "beam_idx": np.zeros(1, np.int32)}
 
 
@@ -155,8 +152,7 @@ def language_model_items(prepared: Sequence[Any], adapter, inputs: dict[str, Pat
 
     core = ov.Core()
     enc = _Encoders(core, inputs, LLM.key, family_of(inputs, LLM.key), adapter.config)
-    scale = np.float32(adapter.embed_scale)
-    patch = int(adapter.config.patch_size)
+    embed_text = enc.embed_scaled(np.float32(adapter.embed_scale))
     key = reset_state_key() if decode_steps > 0 else None
     lm_req = None
     if key is not None:
@@ -165,29 +161,21 @@ def language_model_items(prepared: Sequence[Any], adapter, inputs: dict[str, Pat
     eos = set(getattr(adapter, "eos_ids", ()) or ())
     items: list[dict[str, Any]] = []
     for p in prepared:
-        emb = enc.embed(np.asarray(p.input_ids, dtype=np.int64)[None]) * scale
-        if len(p.image_bounds):
-            feats = enc.encode(p.pixel_values, patch)
-            for (s, e), f in zip(p.image_bounds, feats):
-                emb[0, int(s):int(e)] = f
-        x = prefill_inputs(emb)
+        emb = prefill_embeddings(adapter, p, embed_text, enc.image_encoder.encode)
+        pos = adapter.position_ids(p)
+        x = llm_inputs(emb, positions.batched(pos))
         if key is None:
             items.append(x)
             continue
         items.append({**x, key: True})
         lm_req.reset_state()
         lm_req.infer(x)
-        t = emb.shape[1]
+        t, start, rows = emb.shape[1], positions.next_position(pos), positions.rows_of(pos)
         for k in range(decode_steps):
             tok = int(lm_req.get_tensor("logits").data[0, -1].argmax())
             if tok in eos:
                 break
-            pos = t + k
-            emb1 = enc.embed(np.array([[tok]], np.int64)) * scale
-            x = {"inputs_embeds": np.ascontiguousarray(emb1, dtype=np.float32),
-                 "attention_mask": np.ones((1, pos + 1), np.int64),
-                 "position_ids": np.array([[pos]], np.int64),
-                 "beam_idx": np.zeros(1, np.int32)}
+            x = llm_inputs(embed_text(np.array([[tok]], np.int64)), positions.step(start + k, 1, rows), t + k)
             items.append({**x, key: False})
             lm_req.infer(x)
     del enc, lm_req
@@ -235,7 +223,7 @@ def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | Non
     elif part == IMAGE.key:
         ir = ir or ir_files_of(family, part)[0]
         core = ov.Core()
-        items = image_encoder_items(prepared, int(adapter.config.patch_size),
+        items = image_encoder_items(prepared, adapter,
                                     lambda record: _Encoders(core, inputs, part, family, adapter.config, record), ir)
         log(f"calibration of {part} ({ir}): {len(items)} images (source + slices) from {len(samples)} samples"
             + (f", NNCF uses the first {subset}" if len(items) > subset else ""))

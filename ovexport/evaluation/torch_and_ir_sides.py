@@ -2,7 +2,7 @@
 
 - ``TorchSide``: the model family's PyTorch reference (fp32 arithmetic by default): greedy answers and the
   next-token log-probabilities of each answer token;
-- ``IRSide``: the three IRs of a bundle (or of the ``compressed_ir`` artifact, with the checkpoint's
+- ``IRSide``: the IRs of a bundle (or of the ``compressed_ir`` artifact, with the checkpoint's
   tokenizer and config) through the real runtime: ``Pipeline.chat`` answers greedily (slicing, prompt,
   streaming detokenizer), and ``teacher_force`` runs the reference's answer tokens through the stateful LLM
   in one prefill to read the log-probabilities at every answer position.
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ovexport.models import positions
 from ovexport.parts import REFERENCE_PARTS
 
 from .evalset import EvalItem
@@ -95,13 +96,15 @@ class IRSide:
             raise ValueError(f"question {item.id}: the bundle builds another prompt than the reference "
                              "(tokenizer or prompt format differ)")
         emb = pipe.prefill_embeddings(prepared, features)
+        pos = pipe.position_ids(prepared)
         if len(tokens) > 1:
             emb = np.concatenate([emb, pipe.embed_text(np.asarray([tokens[:-1]], np.int64))], axis=1)
+            pos = positions.continued(pos, len(tokens) - 1)
         t = emb.shape[1]
         n_prompt = int(len(prepared.input_ids))
         self.models.reset()
         logits = self.models.lm_all_logits(np.ascontiguousarray(emb, np.float32), np.ones((1, t), np.int64),
-                                           np.arange(t, dtype=np.int64)[None], np.zeros(1, np.int32))
+                                           positions.batched(pos), np.zeros(1, np.int32))
         self.models.reset()
         return log_softmax(logits[0, n_prompt - 1:n_prompt - 1 + len(tokens)]).astype(np.float32)
 

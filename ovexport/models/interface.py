@@ -23,20 +23,29 @@ if TYPE_CHECKING:
 
 @dataclass
 class PreparedInput:
-    """Everything the model needs for one chat turn, as the family's prompt code builds it."""
+    """Everything the model needs for one chat turn, as the family's prompt code builds it. A family subclasses it
+    to carry what its ``merge`` and ``position_ids`` need (where the features go, the image's grid...); generic
+    code reads only these fields."""
 
     input_ids: np.ndarray  # int64 [L], BOS first
-    image_bounds: np.ndarray  # int64 [n, 2], one row per image: the positions its features overwrite
-    pixel_values: list[np.ndarray] = field(default_factory=list)  # float32 [3, H, W], in the order of the bounds
-    grid: tuple[int, int] | None = None  # (cols, rows) of the slices, None when not sliced
+    pixel_values: list[np.ndarray] = field(default_factory=list)  # the image pieces the encoder gets, in the
+                                                                  # family's layout (one per feature block)
     prompt: str = ""
-    patch_size: int = 14
 
     @property
-    def tgt_sizes(self) -> list[tuple[int, int]]:
-        """Patch grid (ceil(H/p), ceil(W/p)) of every image, the image encoder's ``tgt_size`` input."""
-        p = self.patch_size
-        return [(-(-pv.shape[1] // p), -(-pv.shape[2] // p)) for pv in self.pixel_values]
+    def layout(self) -> Any:
+        """How the family laid the image out (e.g. a slice grid ``(cols, rows)``), None when kept whole: what
+        ``ValidationCases.end_to_end`` expects."""
+        return None
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """One call of the image encoder: the IR inputs (``inputs``) that give the features of ``pieces`` (indices into
+    ``PreparedInput.pixel_values``), ``[len(pieces), Q, D]``."""
+
+    pieces: tuple[int, ...]
+    inputs: Mapping[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -48,20 +57,18 @@ class GenerationPresets:
     beam: Mapping[str, Any]
 
 
-# name -> (width, height, expected (cols, rows) grid of the family's slicer, None = not sliced)
+# name -> (width, height, expected image layout of the family's preprocessing, e.g. a slice grid; None = whole)
 EndToEndCase = tuple[int, int, "tuple[int, int] | None"]
 
 
 @dataclass(frozen=True)
 class ValidationCases:
-    """The inputs the parity checks feed a family's IRs: the image sizes that exercise its image encoder and
-    its slicer, and the images the end-to-end check answers about."""
+    """The inputs the parity checks feed a family's IRs: the images that exercise its image encoder (as encoder
+    batches, ``ModelFamily.image_encoder_cases``) and the images the end-to-end check answers about."""
 
-    image_sizes: Mapping[str, tuple[int, int]]  # name -> (H, W) of random-pixel images fed to the image encoder
-    sliced_image: tuple[int, int] | None        # (W, H) of an image the slicer cuts in three: its source, the
-                                                # transposed image's source and the three slices as one batch
-    slice_batch_fallback: tuple[int, int]       # (H, W) of a random batch of 3 when the slicer does not cut in 3
     end_to_end: Mapping[str, EndToEndCase]
+    prompt_image: tuple[int, int]                    # (W, H) of the image in the LLM check's prompt
+    pixel_range: tuple[float, float] = (-1.0, 1.0)   # the range of the image encoder's normalised pixel values
 
 
 # ------------------------------------------------------------------------------------------ protocols
@@ -112,6 +119,21 @@ class RuntimeAdapter(Protocol):
     def load_image(self, path: str | Path) -> Any: ...
     def prepare(self, msgs: Sequence[Mapping[str, Any]], image: Any = None) -> PreparedInput: ...
 
+    def encoder_inputs(self, prepared: PreparedInput) -> list[ImageBatch]:
+        """How the image pieces of ``prepared`` go through the image encoder: the calls, each with its IR inputs
+        (the runtime, validators, calibration and cost all encode through this)."""
+        ...
+
+    def merge(self, prepared: PreparedInput, embeds: np.ndarray, features: Sequence[np.ndarray]) -> np.ndarray:
+        """The LLM's prefill input ``[1, T, D]``: the (scaled) text embeddings of ``prepared.input_ids`` with each
+        piece's features put where the model wants them (may write into ``embeds``)."""
+        ...
+
+    def position_ids(self, prepared: PreparedInput) -> np.ndarray:
+        """The prompt's position ids, int64 ``[T]`` (one row) or ``[R, T]`` (R rows, e.g. M-RoPE's 3); decoding
+        continues at ``max + 1`` on every row (``ovexport.models.positions``)."""
+        ...
+
 
 class ReferenceLLM(Protocol):
     def __call__(self, inputs_embeds: Any, attention_mask: Any, position_ids: Any, past: Any = None) -> tuple[Any, Any]:
@@ -136,7 +158,9 @@ class Reference(Protocol):
     def release(self, part: str) -> None: ...
     def prepare(self, msgs: Sequence[Mapping[str, Any]], image: Any = None) -> PreparedInput: ...
     def text_embeddings(self, ids: Any) -> np.ndarray: ...
-    def image_features(self, pixel_values: np.ndarray) -> np.ndarray: ...
+    def image_features(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """What the image encoder part computes for one ``ImageBatch.inputs``: ``[N, Q, D]``."""
+        ...
     def prefill_embeddings(self, prepared: PreparedInput) -> Any: ...
     def greedy(self, prepared: PreparedInput, max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]: ...
 
@@ -177,6 +201,12 @@ class ModelFamily(Protocol):
         registered family claims the same config (the registry refuses a config two families claim)."""
         ...
 
+    def image_encoder_cases(self, prepare: Callable[..., PreparedInput], rng: np.random.Generator,
+                            adapter: RuntimeAdapter) -> dict[str, Mapping[str, np.ndarray]]:
+        """name -> image-encoder inputs (one ``ImageBatch.inputs``) the parity check compares IR and PyTorch on:
+        the sizes and branches that matter to this encoder. ``prepare``: the reference's ``prepare``."""
+        ...
+
     def trace_size_problem(self, size: int) -> str | None:
         """Why the image encoder cannot be traced at ``size`` pixels (square), or None when it can."""
         ...
@@ -195,8 +225,8 @@ class ModelFamily(Protocol):
     #
     # ir_layout: Mapping[str, tuple[str, ...]]  part key -> its IR files, when a part is several IRs (default: the
     #     part's one ``ovexport.parts.Part.ir_file``). ``part_specs()[key]`` is then a tuple of PartSpecs.
-    # image_encoder(config, infer, record=None)  the image-encoder part's IRs behind one ``encode(pixel_values,
-    #     (h, w))`` (``ovexport.runtime.image_encoder``; default: one IR taking ``pixel_values`` + ``tgt_size``).
+    # image_encoder(config, infer, record=None)  the image-encoder part's IRs behind one ``encode(inputs)`` of an
+    #     ``ImageBatch`` (``ovexport.runtime.image_encoder``; default: the part's one IR, fed ``inputs`` as they are).
     # genai_prepare(adapter, msgs, image) -> PreparedInput  what openvino.genai's VLMPipeline feeds the model, where
     #     it prepares the input otherwise than the model does (default: ``adapter.prepare``; docs/genai.md).
     # unsupported(config) -> (what, fix) | None  for a config the family does not match but recognises as a relative

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ovexport.errors import InputError
+from ovexport.models import positions as pos_ids
 from ovexport.models.interface import GenerationPresets
 
 from .beam import BeamResult, beam_search
@@ -113,6 +114,8 @@ class Decoder:
         self._ones = np.ones(0, dtype=np.int64)
         self._pos = np.zeros((1, 1), dtype=np.int64)
         self.length = 0  # positions in the KV cache
+        self.next_pos = 0  # the next token's position id (past the prompt's largest, on every row)
+        self.rows = 1      # rows of position ids (1, or e.g. 3 for M-RoPE)
         self.stats = DecodeStats()
 
     # low level ---------------------------------------------------------------------------------------
@@ -123,42 +126,46 @@ class Decoder:
             self._ones = np.ones(max(n, 2 * self._ones.size, 4096), dtype=np.int64)
         return self._ones[:n].reshape(batch, length)
 
-    def prefill(self, embeds: np.ndarray) -> np.ndarray:
-        """Reset the state and run the prompt; returns the last position's logits [B, V] (a view)."""
+    def prefill(self, embeds: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """Reset the state and run the prompt at ``positions`` (the family adapter's ``[T]`` or ``[R, T]``;
+        default ``0..T-1``); returns the last position's logits [B, V] (a view)."""
         t0 = time.perf_counter()
         self.models.reset()
         b, t = embeds.shape[:2]
+        positions = pos_ids.sequential(t) if positions is None else np.asarray(positions, dtype=np.int64)
         self.length = t
-        pos = np.ascontiguousarray(np.broadcast_to(np.arange(t, dtype=np.int64), (b, t)))
-        logits = self.models.lm_step(np.ascontiguousarray(embeds, dtype=np.float32), self._mask(b, t), pos,
-                                     np.zeros(b, dtype=np.int32))
+        self.rows, self.next_pos = pos_ids.rows_of(positions), pos_ids.next_position(positions)
+        logits = self.models.lm_step(np.ascontiguousarray(embeds, dtype=np.float32), self._mask(b, t),
+                                     pos_ids.batched(positions, b), np.zeros(b, dtype=np.int32))
         self.stats = DecodeStats(prefill_s=time.perf_counter() - t0)
         return logits
 
     def step(self, tokens: np.ndarray, beam_idx: np.ndarray | None = None) -> np.ndarray:
         """Feed one token per row (reordering the cache by ``beam_idx`` first); returns logits [B, V] (a view)."""
         b = tokens.shape[0]
-        pos = self.length
+        pos = self.next_pos
+        self.next_pos += 1
         self.length += 1
-        if b == 1:
+        if b == 1 and self.rows == 1:
             self._pos[0, 0] = pos
             position_ids = self._pos
         else:
-            position_ids = np.full((b, 1), pos, dtype=np.int64)
+            position_ids = pos_ids.step(pos, b, self.rows)
         if beam_idx is None:
             beam_idx = np.arange(b, dtype=np.int32)
         emb = self.embed_next(tokens.reshape(b, 1).astype(np.int64, copy=False))
         self.stats.steps += 1
-        return self.models.lm_step(np.ascontiguousarray(emb, dtype=np.float32), self._mask(b, pos + 1),
+        return self.models.lm_step(np.ascontiguousarray(emb, dtype=np.float32), self._mask(b, self.length),
                                    position_ids, np.ascontiguousarray(beam_idx, dtype=np.int32))
 
     # decoding ----------------------------------------------------------------------------------------
-    def iter_tokens(self, prefill: np.ndarray, config: GenerationConfig) -> Iterator[int]:
+    def iter_tokens(self, prefill: np.ndarray, config: GenerationConfig,
+                    positions: np.ndarray | None = None) -> Iterator[int]:
         """Greedy or sampled tokens, one at a time (EOS included, then the iterator ends). Closing the
-        iterator stops generation."""
+        iterator stops generation. ``positions``: the prompt's position ids (see ``prefill``)."""
         if config.num_beams > 1:
             raise ValueError("iter_tokens does greedy/sampling only; use beam() for beam search")
-        logits = self.prefill(prefill)
+        logits = self.prefill(prefill, positions)
         sampler = None
         if config.do_sample:
             sampler = Sampler(config.temperature, config.top_k, config.top_p, config.repetition_penalty,
@@ -201,9 +208,9 @@ class Decoder:
                 self.stats.decode_s = time.perf_counter() - t_first
 
     def beam(self, prefill: np.ndarray, config: GenerationConfig,
-             is_stop: Callable[[np.ndarray], bool] | None = None) -> BeamResult:
+             is_stop: Callable[[np.ndarray], bool] | None = None, positions: np.ndarray | None = None) -> BeamResult:
         """Beam search (see ``beam.py``); ``is_stop(new_tokens)`` ends a beam early (stop strings)."""
-        first = self.prefill(prefill)
+        first = self.prefill(prefill, positions)
         t0 = time.perf_counter()
         self.stats.first_token_at = t0
         result = beam_search(np.array(first, dtype=np.float32), lambda toks, idx: self.step(toks, idx),
@@ -216,10 +223,13 @@ class Decoder:
 
 
 def greedy_decode(models, prefill: np.ndarray, embed_next: Callable[[np.ndarray], np.ndarray], eos_ids: set[int],
-                  max_new_tokens: int, on_token: Callable[[int], bool | None] | None = None) -> list[int]:
-    """Greedy tokens after ``prefill`` ([1, T, D] embeddings). ``on_token`` returning True stops early."""
+                  max_new_tokens: int, on_token: Callable[[int], bool | None] | None = None,
+                  positions: np.ndarray | None = None) -> list[int]:
+    """Greedy tokens after ``prefill`` ([1, T, D] embeddings at ``positions``, default ``0..T-1``). ``on_token``
+    returning True stops early."""
     tokens: list[int] = []
-    it = Decoder(models, embed_next, eos_ids).iter_tokens(prefill, GenerationConfig(max_new_tokens=max_new_tokens))
+    it = Decoder(models, embed_next, eos_ids).iter_tokens(prefill, GenerationConfig(max_new_tokens=max_new_tokens),
+                                                          positions)
     for tok in it:
         tokens.append(tok)
         if on_token is not None and on_token(tok) and tok not in eos_ids:

@@ -1,41 +1,43 @@
-"""An image encoder made of one or more IRs, behind one call: N same-size images -> their features.
+"""An image encoder made of one or more IRs, behind one call: the inputs of one ``ImageBatch`` (what the family's
+``RuntimeAdapter.encoder_inputs`` makes of the image pieces) -> their features ``[N, Q, D]``.
 
 A family whose ``ir_layout`` splits its ``image_encoder`` part into several IRs supplies its own encoder
-(``ModelFamily.image_encoder``); otherwise the part is one IR taking ``pixel_values`` and the patch grid
-``tgt_size``. The runtime, the validators and calibration all encode images through :func:`image_encoder_for`, so
-they feed the IRs what the bundle's other runtimes feed them. ``record(xml, inputs)``, when given, sees the inputs
-of every IR call (per-IR calibration data).
+(``ModelFamily.image_encoder``); otherwise the part is one IR fed the batch's inputs as they are. The runtime, the
+validators, calibration and the cost model all encode images through :func:`image_encoder_for`, so they feed the
+IRs what the bundle's other runtimes feed them. ``record(xml, inputs)``, when given, sees the inputs of every IR
+call (per-IR calibration data).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ovexport.bundle.layout import IMAGE_ENCODER
+from ovexport.parts import ir_files_of
 
 Infer = Callable[[str, Mapping[str, np.ndarray]], np.ndarray]   # (IR .xml name, inputs) -> first output (a copy)
 Record = Callable[[str, dict[str, np.ndarray]], None]
 
 
-class FusedImageEncoder:
-    """One IR: ``pixel_values`` [N, 3, H, W] + ``tgt_size`` [2] -> [N, Q, D]."""
+class SingleIRImageEncoder:
+    """The image encoder part as one IR: ``encode(inputs)`` runs it on the batch's inputs."""
 
-    def __init__(self, infer: Infer, record: Record | None = None):
-        self.infer, self.record = infer, record
+    def __init__(self, xml: str, infer: Infer, record: Record | None = None):
+        self.xml, self.infer, self.record = xml, infer, record
 
-    def encode(self, pixel_values: np.ndarray, tgt_size: Sequence[int]) -> np.ndarray:
-        inputs = {"pixel_values": np.ascontiguousarray(pixel_values, dtype=np.float32),
-                  "tgt_size": np.asarray(tgt_size, dtype=np.int64)}
+    def encode(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         if self.record is not None:
-            self.record(IMAGE_ENCODER, inputs)
-        return self.infer(IMAGE_ENCODER, inputs)
+            self.record(self.xml, inputs)
+        return self.infer(self.xml, inputs)
 
 
 def image_encoder_for(family, config, infer: Infer, record: Record | None = None):
     """The family's image encoder over ``infer`` (``config``: the model's config, as its adapter reads it)."""
     make = getattr(family, "image_encoder", None)
-    return make(config, infer, record) if make is not None else FusedImageEncoder(infer, record)
+    if make is not None:
+        return make(config, infer, record)
+    return SingleIRImageEncoder(ir_files_of(family, "image_encoder")[0], infer, record)
 
 
 def requests_infer(requests: Mapping[str, object]) -> Infer:

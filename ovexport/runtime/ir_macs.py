@@ -83,6 +83,7 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
     import numpy as np
 
     from ovexport.bundle.layout import LANGUAGE_MODEL
+    from ovexport.models import positions
     from ovexport.models.registry import family_for
     from ovexport.parts import ir_files_of
 
@@ -111,17 +112,16 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
     out = {}
     for name, (w, h) in CASES.items():
         prepared = adapter.prepare([{"role": "user", "content": QUESTION}], synthetic_image(w, h))
-        groups: dict[tuple[int, int], int] = {}
-        for px in prepared.pixel_values:
-            groups[tuple(px.shape[1:])] = groups.get(tuple(px.shape[1:]), 0) + 1
+        batches = adapter.encoder_inputs(prepared)
         vision_macs.clear()
-        patch = int(adapter.config.patch_size)
-        for (ph, pw), nimg in groups.items():
-            encoder.encode(np.zeros((nimg, 3, ph, pw), np.float32), (-(-ph // patch), -(-pw // patch)))
+        for batch in batches:
+            encoder.encode(batch.inputs)
         vision = 2 * sum(vision_macs) / 1e9
         t = int(len(prepared.input_ids))
+        pos_shape = list(positions.batched(adapter.position_ids(prepared)).shape)
         prefill = matmul_macs(lm_ir, {"inputs_embeds": [1, t, hidden], "attention_mask": [1, t],
-                                      "position_ids": [1, t], "beam_idx": [1]}).gflop
-        out[name] = {"encoder_calls": [[n, hh, ww] for (hh, ww), n in groups.items()], "prompt_tokens": t,
+                                      "position_ids": pos_shape, "beam_idx": [1]}).gflop
+        out[name] = {"encoder_calls": [[len(b.pieces), *prepared.pixel_values[b.pieces[0]].shape[-2:]]
+                                       for b in batches], "prompt_tokens": t,
                      "vision_gflop": round(vision, 4), "prefill_gflop": round(prefill, 4)}
     return out

@@ -18,6 +18,7 @@ holds one set of compiled models, and each reports its own peak memory.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -129,13 +130,14 @@ class NotebookRunner:
                                              pad_token_id=int(pipe.tokenizer.pad_id), bos_token_id=None)
         self.calls = {"image": 0}
 
-    def encode_images(self, pixel_values) -> list[np.ndarray]:
-        """One encoder call per image, as the notebook's ``get_vision_embedding`` loop."""
-        p = self.pipe.adapter.config.patch_size
+    def encode_images(self, prepared) -> list[np.ndarray]:
+        """One encoder call per image piece, as the notebook's ``get_vision_embedding`` loop (each piece batched
+        alone by the family's adapter)."""
         out = []
-        for px in pixel_values:
+        for px in prepared.pixel_values:
+            (batch,) = self.pipe.adapter.encoder_inputs(dataclasses.replace(prepared, pixel_values=[px]))
             self.calls["image"] += 1
-            out.append(self.pipe.models.encode_images(px[None], (-(-px.shape[1] // p), -(-px.shape[2] // p)))[0])
+            out.append(self.pipe.models.encode_images(batch.inputs)[0])
         return out
 
     def run(self, question: str, image: Any, max_new_tokens: int) -> dict:
@@ -144,7 +146,7 @@ class NotebookRunner:
         t0 = time.perf_counter()
         prepared = self.pipe.adapter.prepare([{"role": "user", "content": question}], image)
         tv = time.perf_counter()
-        feats = self.encode_images(prepared.pixel_values) if len(prepared.pixel_values) else None
+        feats = self.encode_images(prepared) if len(prepared.pixel_values) else None
         vision_s = time.perf_counter() - tv
         embeds = self.pipe.prefill_embeddings(prepared, feats)
         self.model.forward_ends = []
@@ -188,3 +190,4 @@ class NotebookServer:
         out = self.runner.run(QUESTION, synthetic_image(width, height), max_new_tokens)
         out["encoder_calls"] = self.runner.calls["image"] - calls
         return out
+

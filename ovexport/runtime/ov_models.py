@@ -124,10 +124,10 @@ class BundleModels:
         self.text_req.infer({"input_ids": np.ascontiguousarray(ids, dtype=np.int64)}, share_inputs=True)
         return self.text_req.get_output_tensor(0).data.copy()
 
-    def encode_images(self, pixel_values: np.ndarray, tgt_size: tuple[int, int]) -> np.ndarray:
-        """[N, 3, H, W] same-size images in one pass of the image encoder -> [N, Q, D]."""
+    def encode_images(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One image-encoder call (an ``ImageBatch``'s inputs, from the family's adapter) -> [N, Q, D]."""
         self.calls["image"] += 1
-        return self.image_encoder.encode(pixel_values, tgt_size)
+        return self.image_encoder.encode(inputs)
 
     def reset(self) -> None:
         self.lm_req.reset_state()

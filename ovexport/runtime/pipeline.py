@@ -34,6 +34,7 @@ from ovexport.models.registry import family_for, get_family
 
 from .generation import Decoder, GenerationConfig
 from .ov_models import BundleModels
+from .prefill import encode_pieces, prefill_embeddings
 
 __all__ = ["Pipeline", "Conversation", "ChatResult", "ChatStream", "default_cache_dir"]
 
@@ -121,6 +122,7 @@ class _Turn:
     """One turn, ready to generate: the prepared prompt, its prefill embeddings, the config it runs with."""
     prepared: Any
     prefill: np.ndarray
+    positions: np.ndarray       # the prompt's position ids ([T] or [R, T], the family adapter's)
     config: GenerationConfig
     timings: dict[str, float]   # prepare_s, vision_s, prompt_tokens
 
@@ -217,8 +219,7 @@ class Pipeline:
             t0 = time.perf_counter()
             self.decoder.prefill(self.embed_text(np.array([[self.tokenizer.bos_id]], dtype=np.int64)))
             self.models.reset()
-            p = int(getattr(getattr(self.adapter, "config", None), "patch_size", 14))
-            self.models.encode_images(np.zeros((1, 3, 2 * p, 2 * p), np.float32), (2, 2))
+            self.encode_images(self.adapter.prepare([{"role": "user", "content": "?"}], _warmup_image()))
             self.warmup_s = time.perf_counter() - t0
         return None
 
@@ -241,26 +242,18 @@ class Pipeline:
         """[B, T] ids -> [B, T, D] text embeddings times the model's ``scale_emb`` (what the LLM takes)."""
         return self._embed_text(ids)
 
-    def encode_images(self, pixel_values: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Features of each image; same-size images (the slices of a grid) go through in one call."""
-        p = self.adapter.config.patch_size
-        out: list[np.ndarray | None] = [None] * len(pixel_values)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, px in enumerate(pixel_values):
-            groups.setdefault(tuple(px.shape[1:]), []).append(i)
-        for (h, w), idx in groups.items():
-            feats = self.models.encode_images(np.stack([pixel_values[i] for i in idx]), (-(-h // p), -(-w // p)))
-            for j, i in enumerate(idx):
-                out[i] = feats[j]
-        return out  # type: ignore[return-value]
+    def encode_images(self, prepared) -> list[np.ndarray]:
+        """Features of each image piece of ``prepared``, encoded as the family's adapter batches them (e.g. the
+        same-size slices of a grid in one call)."""
+        return encode_pieces(self.adapter, prepared, self.models.encode_images)
 
     def prefill_embeddings(self, prepared, image_features: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        emb = self.embed_text(prepared.input_ids[None])
-        if len(prepared.image_bounds):
-            feats = image_features if image_features is not None else self.encode_images(prepared.pixel_values)
-            for (s, e), f in zip(prepared.image_bounds, feats):
-                emb[0, int(s):int(e)] = f
-        return emb
+        """``[1, T, D]``: the prompt's scaled text embeddings with the image features merged in (the family's)."""
+        return prefill_embeddings(self.adapter, prepared, self._embed_text, self.models.encode_images, image_features)
+
+    def position_ids(self, prepared) -> np.ndarray:
+        """The prompt's position ids (the family adapter's: ``[T]`` or ``[R, T]``)."""
+        return self.adapter.position_ids(prepared)
 
     # chat ----------------------------------------------------------------------------------------
     def chat(self, prompt: str | Sequence[Mapping[str, str]] | None = None, image: Any = None,
@@ -352,25 +345,26 @@ class Pipeline:
             if len(prepared.pixel_values):
                 if conv.features is None or len(conv.features) != len(prepared.pixel_values):
                     tv = time.perf_counter()
-                    conv.features = self.encode_images(prepared.pixel_values)
+                    conv.features = self.encode_images(prepared)
                     timings["vision_s"] = time.perf_counter() - tv
                 else:
                     timings["vision_s"] = 0.0
                 feats = conv.features
             prefill = self.prefill_embeddings(prepared, feats)
+            positions = self.position_ids(prepared)
         except BaseException:
             if question is not None and record:
                 conv.msgs.pop()
             raise
         timings["prompt_tokens"] = n_prompt
         timings["image_pieces"] = len(prepared.pixel_values)   # the image and its slices (0: no image)
-        return _Turn(prepared, prefill, config, timings)
+        return _Turn(prepared, prefill, positions, config, timings)
 
     def _beam_search(self, turn: "_Turn", answer: "_Answer") -> Iterator[str]:
         """Beam search: the answer comes out whole, once the best beam is known."""
         stops = tuple(turn.config.stop_strings)
         is_stop = self._beam_stop_check(stops) if stops else None
-        res = self.decoder.beam(turn.prefill, turn.config, is_stop)
+        res = self.decoder.beam(turn.prefill, turn.config, is_stop, turn.positions)
         answer.tokens = res.tokens
         answer.score = res.score
         text = self.tokenizer.decode(answer.tokens, skip_special_tokens=True)
@@ -386,7 +380,7 @@ class Pipeline:
         stops = tuple(turn.config.stop_strings)
         tail = ""
         longest = max((len(s) for s in stops), default=0)
-        it = self.decoder.iter_tokens(turn.prefill, turn.config)
+        it = self.decoder.iter_tokens(turn.prefill, turn.config, turn.positions)
         try:
             for tok in it:
                 answer.tokens.append(tok)
@@ -434,3 +428,9 @@ class Pipeline:
             return any(s in text for s in stops)
 
         return is_stop
+
+
+def _warmup_image():
+    """A small grey image: warming up runs the image encoder on what the family's preprocessing makes of it."""
+    from PIL import Image
+    return Image.new("RGB", (64, 64), (128, 128, 128))

@@ -1,7 +1,8 @@
-"""End to end: the bundle runtime's path (prompt + slicing by the family's runtime adapter, the three IRs,
-image features written between <image> and </image>, greedy generation on the stateful LLM) against the
-PyTorch reference's greedy generation, on synthetic images of the sizes the family names
-(``ModelFamily.validation_cases.end_to_end``: e.g. one that is not sliced and two that are, in different grids).
+"""End to end: the bundle runtime's path (the prompt and image pieces by the family's runtime adapter, every IR,
+image features merged into the text embeddings, greedy generation on the stateful LLM) against the PyTorch
+reference's greedy generation, on synthetic images of the sizes the family names
+(``ModelFamily.validation_cases.end_to_end``: e.g. one image kept whole and two that the family's preprocessing
+lays out in different grids).
 
 Metrics: ``token_agreement`` (per case, positions where the tokens are equal / positions compared, up to
 and including the first EOS of either side; the metric is the worst case) gated by
@@ -14,8 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ovexport.synthetic.images import synthetic_image
+
 from .base import CheckResult, gate
-from .context import ValidationContext, synthetic_image
+from .context import ValidationContext
 
 NAME = "end_to_end"
 PART = "bundle"
@@ -44,7 +47,7 @@ def token_agreement(ref: Sequence[int], test: Sequence[int], eos_ids) -> tuple[f
 
 
 def reference_tokens(ctx: ValidationContext, check: str, images: dict, prepare=None) -> dict[str, dict]:
-    """The PyTorch reference's greedy tokens for each image (its prompt ids, grid and image count too), through
+    """The PyTorch reference's greedy tokens for each image (its prompt ids, image layout and piece count too), through
     the reference cache. ``prepare(reference, msgs, image)``: the model's input as another runtime prepares it."""
     n_new = int(ctx.spec.generate_tokens)
     msgs = [{"role": "user", "content": QUESTION}]
@@ -56,7 +59,7 @@ def reference_tokens(ctx: ValidationContext, check: str, images: dict, prepare=N
                 prepared = prepare(ref, msgs, img) if prepare is not None else ref.prepare(msgs, img)
                 tokens, _ = ref.greedy(prepared, n_new)
                 flat.update({f"{name}.ids": np.asarray(prepared.input_ids),
-                             f"{name}.grid": list(prepared.grid) if prepared.grid else None,
+                             f"{name}.grid": list(prepared.layout) if prepared.layout else None,
                              f"{name}.images": len(prepared.pixel_values), f"{name}.tokens": [int(t) for t in tokens]})
         return flat
 
@@ -116,7 +119,8 @@ def run(ctx: ValidationContext) -> CheckResult:
         for name, img in images.items():
             prepared = adapter.prepare(msgs, img)
             prefill = pipe.prefill_embeddings(prepared)
-            tokens = greedy_decode(models, prefill, pipe.embed_text, eos_ids, n_new)
+            tokens = greedy_decode(models, prefill, pipe.embed_text, eos_ids, n_new,
+                                   positions=pipe.position_ids(prepared))
             cases[name] = score_case(ctx, name, img, ref_out[name], tokens, prepared.input_ids)
     finally:
         del models

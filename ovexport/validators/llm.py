@@ -1,7 +1,8 @@
 """Language model IR (stateful, KV cache inside) vs PyTorch, fed the same input embeddings.
 
-1. prefill: a real prompt built by the reference (text + one synthetic image: scaled text embeddings with
-   the image features between <image> and </image>); logits of every prompt position are compared;
+1. prefill: a real prompt built by the reference (text + one synthetic image of the family's
+   ``validation_cases.prompt_image`` size: scaled text embeddings with the image features merged in, at the
+   positions the family's adapter gives); logits of every prompt position are compared;
 2. decode: ``spec.decode_steps`` teacher-forced steps through the stateful cache; both sides get the
    reference's greedy tokens (as the reference's scaled embeddings), so the comparison stays aligned;
 3. reset: ``reset_state()`` then the same prefill + decode again must reproduce the first run
@@ -20,10 +21,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ovexport.models import positions
 from ovexport.parts import part
+from ovexport.synthetic.images import synthetic_image
 
 from .base import CheckResult, cosine, gate, kl_per_position, max_abs_diff, top1_agreement
-from .context import ValidationContext, synthetic_image
+from .context import ValidationContext
 
 NAME = "llm"
 PART = "llm"
@@ -51,14 +54,17 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
 
     rng = ctx.rng_for(NAME)
     steps = int(ctx.spec.decode_steps)
+    w, h = ctx.family.validation_cases.prompt_image
     with ctx.torch_part("llm", "image_encoder") as ref:
-        prepared = ref.prepare([{"role": "user", "content": QUESTION}], synthetic_image(rng, 448, 448))
+        prepared = ref.prepare([{"role": "user", "content": QUESTION}], synthetic_image(rng, w, h))
         emb = ref.prefill_embeddings(prepared).float()
         ref.release("image_encoder")
         llm = ref.llm
         t = emb.shape[1]
+        pos_ids = ctx.adapter.position_ids(prepared)
+        rows, start = positions.rows_of(pos_ids), positions.next_position(pos_ids)
         with torch.no_grad():
-            logits, past = llm(emb, torch.ones(1, t, dtype=torch.int64), torch.arange(t)[None])
+            logits, past = llm(emb, torch.ones(1, t, dtype=torch.int64), torch.as_tensor(positions.batched(pos_ids)))
             prefill_logits = logits[0].float().numpy()
             last = prefill_logits[-1]
             tokens, step_embs, step_logits = [], [], []
@@ -66,8 +72,8 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
                 tok = int(last.argmax())
                 tokens.append(tok)
                 e = llm.embed(torch.tensor([[tok]]))
-                pos = t + k
-                logits, past = llm(e, torch.ones(1, pos + 1, dtype=torch.int64), torch.tensor([[pos]]), past)
+                logits, past = llm(e, torch.ones(1, t + k + 1, dtype=torch.int64),
+                                   torch.as_tensor(positions.step(start + k, 1, rows)), past)
                 last = logits[0, -1].float().numpy()
                 step_embs.append(e.float().numpy())
                 step_logits.append(last)
@@ -79,7 +85,9 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
             seq_b = llm.embed(ids_b).float()
             beam_in = torch.cat([seq_a, seq_b])
             L = BEAM_LEN
-            logits, past = llm(beam_in, torch.ones(2, L, dtype=torch.int64), torch.arange(L)[None].expand(2, L))
+            beam_pos = positions.sequential(L, rows)
+            logits, past = llm(beam_in, torch.ones(2, L, dtype=torch.int64),
+                               torch.as_tensor(positions.batched(beam_pos, 2)))
             beam_prefill = logits.float().numpy()
             last = beam_prefill[:, -1]
             beam_embs, beam_logits = [], []
@@ -88,8 +96,8 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
                 past = [(kk.index_select(0, sel), vv.index_select(0, sel)) for kk, vv in past]
                 toks = torch.tensor([[int(last[i].argmax())] for i in idx])
                 e = llm.embed(toks).float()
-                pos = L + k
-                logits, past = llm(e, torch.ones(2, pos + 1, dtype=torch.int64), torch.full((2, 1), pos), past)
+                logits, past = llm(e, torch.ones(2, L + k + 1, dtype=torch.int64),
+                                   torch.as_tensor(positions.step(L + k, 2, rows)), past)
                 last = logits[:, -1].float().numpy()
                 beam_embs.append(e.numpy())
                 beam_logits.append(last)
@@ -97,35 +105,38 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
     return {"prefill_emb": emb.numpy(), "prefill_logits": prefill_logits, "tokens": tokens,
             "step_embs": step_embs, "step_logits": np.stack(step_logits) if step_logits else None,
             "beam_in": beam_in.numpy(), "beam_prefill": beam_prefill, "beam_embs": beam_embs,
-            "beam_logits": np.stack(beam_logits), "prompt_len": int(t), "n_images": len(prepared.pixel_values)}
+            "beam_logits": np.stack(beam_logits), "prompt_len": int(t), "n_images": len(prepared.pixel_values),
+            "position_ids": pos_ids}
 
 
 def _run_sequence(model, req, r: dict) -> tuple[np.ndarray, np.ndarray]:
     """reset, prefill, teacher-forced decode; returns (prefill logits [T, V], step logits [k, V])."""
     t = r["prompt_len"]
+    pos_ids = np.asarray(r["position_ids"])
+    rows, start = positions.rows_of(pos_ids), positions.next_position(pos_ids)
     beam = np.zeros(1, np.int32)
     req.reset_state()
     pre = _feed(model, req, {"inputs_embeds": r["prefill_emb"], "attention_mask": np.ones((1, t), np.int64),
-                             "position_ids": np.arange(t)[None], "beam_idx": beam})[0]
+                             "position_ids": positions.batched(pos_ids), "beam_idx": beam})[0]
     steps = []
     for k, e in enumerate(r["step_embs"]):
-        pos = t + k
-        out = _feed(model, req, {"inputs_embeds": e, "attention_mask": np.ones((1, pos + 1), np.int64),
-                                 "position_ids": np.array([[pos]]), "beam_idx": beam})
+        out = _feed(model, req, {"inputs_embeds": e, "attention_mask": np.ones((1, t + k + 1), np.int64),
+                                 "position_ids": positions.step(start + k, 1, rows), "beam_idx": beam})
         steps.append(out[0, -1])
     return pre, (np.stack(steps) if steps else np.zeros((0, pre.shape[-1]), pre.dtype))
 
 
 def _run_beam(model, req, r: dict) -> tuple[np.ndarray, np.ndarray]:
     L = BEAM_LEN
+    rows = positions.rows_of(np.asarray(r["position_ids"]))
     req.reset_state()
     pre = _feed(model, req, {"inputs_embeds": r["beam_in"], "attention_mask": np.ones((2, L), np.int64),
-                             "position_ids": np.tile(np.arange(L), (2, 1)), "beam_idx": np.array([0, 1])})
+                             "position_ids": positions.batched(positions.sequential(L, rows), 2),
+                             "beam_idx": np.array([0, 1])})
     steps = []
     for k, (idx, e) in enumerate(zip(BEAM_STEPS, r["beam_embs"])):
-        pos = L + k
-        out = _feed(model, req, {"inputs_embeds": e, "attention_mask": np.ones((2, pos + 1), np.int64),
-                                 "position_ids": np.full((2, 1), pos), "beam_idx": np.array(idx)})
+        out = _feed(model, req, {"inputs_embeds": e, "attention_mask": np.ones((2, L + k + 1), np.int64),
+                                 "position_ids": positions.step(L + k, 2, rows), "beam_idx": np.array(idx)})
         steps.append(out[:, -1])
     return pre, np.stack(steps)
 

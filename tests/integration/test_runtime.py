@@ -192,8 +192,8 @@ class ScriptedModels:
     def embed(self, ids):
         return self.real.embed(ids)
 
-    def encode_images(self, px, tgt):
-        return self.real.encode_images(px, tgt)
+    def encode_images(self, inputs):
+        return self.real.encode_images(inputs)
 
     def lm_step(self, emb, mask, pos, beam_idx):
         logits = np.zeros((emb.shape[0], self.vocab), np.float32)
@@ -295,11 +295,12 @@ def test_slices_are_encoded_in_one_batched_call(rt_pipe, rt_images):
     prepared = rt_pipe.adapter.prepare(MSGS, img(rt_images, "1344x896"))
     assert prepared.grid == (3, 2) and len(prepared.pixel_values) == 7
     before = rt_pipe.models.calls["image"]
-    feats = rt_pipe.encode_images(prepared.pixel_values)
+    feats = rt_pipe.encode_images(prepared)
     assert rt_pipe.models.calls["image"] - before == 2
     p = rt_pipe.adapter.config.patch_size
     for px, f in zip(prepared.pixel_values, feats):
-        one = rt_pipe.models.encode_images(px[None], (-(-px.shape[1] // p), -(-px.shape[2] // p)))[0]
+        tgt = np.array([-(-px.shape[1] // p), -(-px.shape[2] // p)])
+        one = rt_pipe.models.encode_images({"pixel_values": px[None], "tgt_size": tgt})[0]
         np.testing.assert_allclose(f, one, atol=1e-5)
 
 

@@ -88,7 +88,8 @@ def test_every_check_passes_on_fp32_irs(fp32_report, tmp_path):
         {1, 2, 101, 102, 111, 112, 1023}
     cases = check(r, "image_encoder")["details"]["cases"]
     assert {"448x448", "378x378", "wide_source", "tall_source", "slices_batch3", "tiny_14x14"} <= set(cases)
-    assert cases["378x378"]["grid"] == [27, 27] and cases["slices_batch3"]["pixels"][0] == 3
+    assert cases["378x378"]["small_inputs"]["tgt_size"] == [27, 27]
+    assert cases["slices_batch3"]["inputs"]["pixel_values"][0] == 3
     llm = check(r, "llm")
     assert llm["metrics"]["reset_max_abs_diff"] == 0.0 and llm["metrics"]["top1_agreement"] == 1.0
     assert set(llm["details"]["segments"]) == {"prefill", "decode", "beam_prefill", "beam_reorder"}

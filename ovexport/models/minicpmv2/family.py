@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovexport.bundle.layout import RESAMPLER, VISION_EMBEDDINGS
-from ovexport.models.interface import ValidationCases
 from ovexport.models.registry import ENV_FAMILIES, register_family
 from ovexport.parts import PART_KEYS
+
+from .validation_cases import VALIDATION_CASES
 
 BUNDLE_FILES = ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
                 "special_tokens_map.json")
@@ -15,23 +16,6 @@ PATCH_SIZE = 14
 # The SigLIP position embedding is 27x27 (patch 14 at 378 px). Tracing at 378 px makes the grid exactly 27x27,
 # so the traced graph skips the position-embedding resize and only works at 378 px.
 POSITION_GRID = 27
-
-VALIDATION_CASES = ValidationCases(
-    image_sizes={
-        "448x448": (448, 448),         # the trace size (32x32 patch grid), a no-slice source image
-        "378x378": (378, 378),         # 27x27: timm skips the position-embedding resize there
-        "tiny_14x14": (14, 14),        # a single patch
-        "padded_100x150": (100, 150),  # sides that are not multiples of 14 (dynamic_img_pad)
-    },
-    sliced_image=(1600, 500),          # sliced 3x1; source 252x798, slices 434x462
-    slice_batch_fallback=(434, 462),
-    end_to_end={
-        "448x448": (448, 448, None),   # no slicing
-        "1344x896": (1344, 896, (3, 2)),  # source + 6 slices
-        "896x448": (896, 448, (2, 1)),    # source + 2 slices, one row
-    },
-)
-
 
 MODEL_TYPE = "minicpmv"
 VISION_ENCODER = "vit_so400m_patch14_siglip"   # timm's name of V-2's SigLIP tower (``..._384.webli``)
@@ -101,6 +85,10 @@ class MiniCPMV2Family:
             return f"MiniCPM-V-{config['version']} is not supported yet (ovexport supports MiniCPM-V-2)", fix
         return (f"a model_type {MODEL_TYPE!r} config.json that is not MiniCPM-V-2 ({'; '.join(differences)}): "
                 "not supported yet (ovexport supports MiniCPM-V-2)", fix)
+
+    def image_encoder_cases(self, prepare, rng, adapter) -> dict:
+        from .validation_cases import image_encoder_cases
+        return image_encoder_cases(prepare, rng, int(adapter.config.patch_size))
 
     def trace_size_problem(self, size: int) -> str | None:
         if size < PATCH_SIZE or size % PATCH_SIZE:

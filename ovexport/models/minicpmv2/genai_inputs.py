@@ -2,7 +2,7 @@
 validators and calibration feed the two IRs exactly what ``VLMPipeline`` does (see :mod:`.genai_vision`)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -78,9 +78,10 @@ class GenaiImageEncoder:
             self.record(xml, inputs)
         return self.infer(xml, inputs)
 
-    def encode(self, pixel_values: np.ndarray, tgt_size: Sequence[int]) -> np.ndarray:
-        h, w = (int(v) for v in tgt_size)
-        px = np.asarray(pixel_values, dtype=np.float32)
+    def encode(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One ``ImageBatch``'s inputs (``pixel_values`` [N, 3, H, W], ``tgt_size``) -> [N, Q, D]."""
+        h, w = (int(v) for v in np.asarray(inputs["tgt_size"]))
+        px = np.asarray(inputs["pixel_values"], dtype=np.float32)
         if px.shape[-2:] != (h * self.patch, w * self.patch):   # sides not multiples of the patch: pad as timm
             padded = np.zeros((*px.shape[:2], h * self.patch, w * self.patch), np.float32)
             padded[..., :px.shape[-2], :px.shape[-1]] = px

@@ -22,13 +22,15 @@ import numpy as np
 from PIL import Image
 
 from ovexport.errors import InputError
+from dataclasses import dataclass, field
+
 from ovexport.models.interface import PreparedInput
 
 from .slicing import SlicedImage, load_image, slice_image, to_pixel_values
 
 __all__ = [
     "IM_START", "IM_END", "UNK", "SLICE_START", "SLICE_END", "USER", "AI",
-    "image_placeholder", "grid_placeholder", "build_prompt", "image_bounds", "PreparedInput", "encode_chat",
+    "image_placeholder", "grid_placeholder", "build_prompt", "image_bounds", "MiniCPMPrepared", "encode_chat",
 ]
 
 IM_START, IM_END, UNK = "<image>", "</image>", "<unk>"
@@ -103,6 +105,26 @@ def image_bounds(input_ids: Sequence[int] | np.ndarray, im_start_id: int = IM_ST
     return np.stack([starts, ends], axis=1).astype(np.int64) if len(starts) else np.zeros((0, 2), np.int64)
 
 
+@dataclass
+class MiniCPMPrepared(PreparedInput):
+    """A MiniCPM-V-2 prompt: each piece's features overwrite the ``query_num`` placeholders between its ``<image>``
+    and ``</image>`` (``image_bounds``, one row per piece); ``grid`` is the slices' (cols, rows), None unsliced."""
+
+    image_bounds: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # int64 [n, 2]
+    grid: tuple[int, int] | None = None
+    patch_size: int = 14
+
+    @property
+    def layout(self) -> tuple[int, int] | None:
+        return self.grid
+
+    @property
+    def tgt_sizes(self) -> list[tuple[int, int]]:
+        """Patch grid (ceil(H/p), ceil(W/p)) of every piece, the image encoder's ``tgt_size`` input."""
+        p = self.patch_size
+        return [(-(-pv.shape[1] // p), -(-pv.shape[2] // p)) for pv in self.pixel_values]
+
+
 _DEFAULTS = {"query_num": 64, "slice_mode": True, "max_slice_nums": 9, "scale_resolution": 448, "patch_size": 14}
 
 
@@ -120,7 +142,7 @@ def encode_chat(tokenizer, msgs: Sequence[Mapping[str, Any]], image: Image.Image
                 config: Any = None, query_num: int | None = None, slice_mode: bool | None = None,
                 max_slice_nums: int | None = None, scale_resolution: int | None = None,
                 patch_size: int | None = None, max_inp_length: int | None = None,
-                genai_slicing: bool = False) -> PreparedInput:
+                genai_slicing: bool = False) -> "MiniCPMPrepared":
     """Token ids, image bounds and pixel values of a chat, like the original ``MiniCPMV.chat``.
 
     ``tokenizer`` is a ``MiniCPMVTokenizer``; ``image`` a PIL image, a path, or None (text only).
@@ -158,6 +180,6 @@ def encode_chat(tokenizer, msgs: Sequence[Mapping[str, Any]], image: Image.Image
     if bad:
         raise InputError(f"an image placeholder holds {bad[0]} tokens instead of {query_num}",
                          fix="do not write <image>, </image> or <unk> in message text")
-    return PreparedInput(input_ids=ids, image_bounds=bounds, pixel_values=[to_pixel_values(im) for im in images],
+    return MiniCPMPrepared(input_ids=ids, image_bounds=bounds, pixel_values=[to_pixel_values(im) for im in images],
                          grid=sliced.grid if (sliced is not None and slice_mode) else None, prompt=prompt,
                          patch_size=patch_size)

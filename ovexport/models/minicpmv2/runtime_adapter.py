@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovexport.models.generation_config import GenerationConfigDefaults, read_generation_config
-from ovexport.models.interface import GenerationPresets, PreparedInput
+from ovexport.models.interface import GenerationPresets, ImageBatch, PreparedInput
 
+from . import model_inputs
 from .config import MiniCPMV2Config
 from .prompt import encode_chat
 from .tokenizer import MiniCPMVTokenizer
@@ -39,3 +40,9 @@ class MiniCPMV2Adapter(GenerationConfigDefaults):
 
     def prepare(self, msgs, image=None) -> PreparedInput:
         return encode_chat(self.tokenizer, msgs, image, config=self.config)
+
+    def encoder_inputs(self, prepared) -> list[ImageBatch]:
+        return model_inputs.encoder_inputs(prepared, int(self.config.patch_size))
+
+    merge = staticmethod(model_inputs.merge)
+    position_ids = staticmethod(model_inputs.position_ids)

@@ -1,12 +1,12 @@
 """The PyTorch reference: our MiniCPM-V-2 run eagerly, used by validators and parity tests."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import model_inputs
 from .config import MiniCPMV2Config
 from .fp32_compute import fp32_compute
 from .parts import load_image_encoder, load_llm
@@ -67,12 +67,11 @@ class TorchReference:
         return self.llm.model.embed_tokens(t).float().numpy()
 
     @torch.no_grad()
-    def image_features(self, pixel_values: np.ndarray) -> np.ndarray:
-        """[N, 3, H, W] same-size images -> [N, Q, D], one image at a time as the original does."""
-        px = torch.as_tensor(pixel_values).to(self.dtype)
-        h, w = px.shape[-2:]
-        p = self.config.patch_size
-        tgt = torch.tensor([math.ceil(h / p), math.ceil(w / p)])
+    def image_features(self, inputs) -> np.ndarray:
+        """One encoder call's inputs (``pixel_values`` [N, 3, H, W], ``tgt_size``) -> [N, Q, D], one image at a
+        time as the original does."""
+        px = torch.as_tensor(np.asarray(inputs["pixel_values"])).to(self.dtype)
+        tgt = torch.as_tensor(np.asarray(inputs["tgt_size"]), dtype=torch.int64)
         return torch.cat([self.image_encoder(px[i:i + 1], tgt) for i in range(px.shape[0])]).float().numpy()
 
     @torch.no_grad()
@@ -80,8 +79,10 @@ class TorchReference:
         """[1, T, D]: scaled text embeddings with image features written between <image> and </image>."""
         ids = torch.as_tensor(prepared.input_ids, dtype=torch.int64)
         emb = self.llm.embed(ids[None])[0].clone()
+        p = int(self.config.patch_size)
         for (s, e), px in zip(prepared.image_bounds, prepared.pixel_values):
-            emb[int(s):int(e)] = torch.as_tensor(self.image_features(px[None])[0]).to(emb.dtype)
+            feats = self.image_features(model_inputs.encoder_batch_inputs(px[None], p))
+            emb[int(s):int(e)] = torch.as_tensor(feats[0]).to(emb.dtype)
         return emb[None]
 
     @torch.no_grad()
