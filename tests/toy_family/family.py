@@ -41,6 +41,7 @@ class ToyFamily:
     # the export code is this module's part_specs (hashed as the registration module)
     entry_modules = {"export": (f"{__package__}.model",), "runtime": (f"{__package__}.runtime",),
                      "reference": (f"{__package__}.runtime",), "synthetic": (f"{__package__}.model",)}
+    trace_image_size = 28                        # the recipe's default trace size: a 2x2 patch grid
     validation_cases = ValidationCases(
         image_sizes={"28x28": (28, 28), "14x42": (14, 42), "56x28": (56, 28)},
         sliced_image=None,                       # the toy resizes, it does not slice
