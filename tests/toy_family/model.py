@@ -49,6 +49,7 @@ class ByteTokenizer:
     """Ids 0-5 are the specials, then one id per byte; ``<image>``/``</image>`` written in text are special."""
 
     pad_id, bos_id, eos_id, im_start_id, im_end_id, unk_id = range(N_SPECIAL)
+    special_ids = frozenset(range(N_SPECIAL))
     vocab_size = N_SPECIAL + 256
 
     def encode(self, text: str, add_bos: bool = True) -> list[int]:
