@@ -349,10 +349,10 @@ def _warn_if_unvalidated(bundle: str) -> None:
 @click.argument("prompt", required=False)
 @click.option("--image", type=click.Path(dir_okay=False), help="Image to ask about.")
 @click.option("--greedy", is_flag=True, help="Greedy decoding (always greedy, whatever the default is).")
-@click.option("--sample", is_flag=True, help="Sampling (the default): top-p 0.8, top-k 100, temperature 0.7, "
-              "repetition penalty 1.05 unless given.")
-@click.option("--num-beams", type=click.IntRange(min=1), help="Beam search with N beams (repetition penalty 1.2 "
-              "unless given). The answer is printed when the search ends.")
+@click.option("--sample", is_flag=True, help="Sampling (the default), with the model's own top-p, top-k, temperature "
+              "and repetition penalty (its family's and its generation_config.json's) unless given.")
+@click.option("--num-beams", type=click.IntRange(min=1), help="Beam search with N beams (the model's own repetition "
+              "penalty for beam search unless given). The answer is printed when the search ends.")
 @click.option("--temperature", type=click.FloatRange(min=0), help="Sampling temperature (0 = greedy).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), help="Sampling: nucleus mass.")
 @click.option("--top-k", type=click.IntRange(min=0), help="Sampling: keep the K best tokens (0 = all).")

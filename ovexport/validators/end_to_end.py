@@ -1,7 +1,7 @@
-"""End to end: the bundle runtime's path (prompt + slicing by the family's runtime adapter, the three IRs,
-image features written between <image> and </image>, greedy generation on the stateful LLM) against the
+"""End to end: the bundle runtime's path (prompt and image preprocessing by the family's runtime adapter, its IRs,
+image features written into the prompt's embeddings, greedy generation on the stateful LLM) against the
 PyTorch reference's greedy generation, on synthetic images of the sizes the family names
-(``ModelFamily.validation_cases.end_to_end``: e.g. one that is not sliced and two that are, in different grids).
+(``ModelFamily.validation_cases.end_to_end``: e.g. one the model takes whole and two it cuts into pieces).
 
 Metrics: ``token_agreement`` (per case, positions where the tokens are equal / positions compared, up to
 and including the first EOS of either side; the metric is the worst case) gated by
