@@ -430,8 +430,8 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
 @_runtime_options
 @click.option("--baseline", default=None, metavar="notebook|genai|BUNDLE",
               help="Also run, interleaved with ours and in its own process, either the published OpenVINO notebook's "
-                   "way over the same IRs (`notebook`: each image piece encoded alone, whole-sequence logits, transformers' "
-                   "generate), openvino.genai's VLMPipeline on the same bundle (`genai`), or another bundle through "
+                   "way over the same IRs (`notebook`: each image piece encoded alone, whole-sequence logits, "
+                   "transformers' generate), openvino.genai's VLMPipeline on the same bundle (`genai`), or another bundle through "
                    "our runtime (a directory: an A/B of two compression settings); report ours/baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str, ov_config: tuple[str, ...],
@@ -445,8 +445,8 @@ def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str,
 
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
     progress = None if as_json else (lambda m: err_console.print(m, highlight=False, markup=False))
-    result = run_bench(pipe, bench_cases(family_for(Path(bundle))), runs=runs, warmup=warmup, max_new_tokens=max_new_tokens, progress=progress,
-                       baseline=baseline)
+    result = run_bench(pipe, bench_cases(family_for(Path(bundle))), runs=runs, warmup=warmup,
+                       max_new_tokens=max_new_tokens, progress=progress, baseline=baseline)
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -124,7 +124,8 @@ def _speed(v: dict, opts: EvalOptions, first: dict | None, progress=None) -> dic
 
     pipe = ir_pipeline(Path(v["ir_dir"]), Path(v["meta_dir"]), opts.device)
     try:
-        res = run_bench(pipe, bench_cases(family_for(Path(v["meta_dir"]))), runs=opts.speed_runs, warmup=1, max_new_tokens=32, progress=progress,
+        res = run_bench(pipe, bench_cases(family_for(Path(v["meta_dir"]))), runs=opts.speed_runs, warmup=1,
+                        max_new_tokens=32, progress=progress,
                         baseline=first and first["ir_dir"], baseline_meta=first and first["meta_dir"])
     finally:
         del pipe
