@@ -121,7 +121,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ovexport.runtime.bench import memory_read_bandwidth
+    from ovexport.runtime.bench_bandwidth import memory_read_bandwidth
 
     bw = memory_read_bandwidth()
     print(f"read bandwidth (all cores summing a 1 GiB buffer, best of 5): {bw / 1e9:.1f} GB/s", flush=True)

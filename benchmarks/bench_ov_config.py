@@ -4,7 +4,7 @@
 - compile (load) time without a cache, with an empty CACHE_DIR (cold: compiles and writes the blob) and with a
   filled one (warm), and the size of the cache;
 - KV_CACHE_PRECISION (plugin default = u8 on recent CPUs, f16, bf16, f32) and INFERENCE_PRECISION_HINT: decode
-  tokens/s, TTFT and peak RSS through ``ovexport.runtime.bench.run_bench``;
+  tokens/s, TTFT and peak RSS through ``ovexport.runtime.bench_harness.run_bench``;
 - the slice-before-lm_head graph edit (logits of the last position only) on and off: prefill time.
 
     python benchmarks/bench_ov_config.py dist/minicpmv2-int4/1.0.0 --runs 2 --json out.json
@@ -37,7 +37,9 @@ def child(args) -> None:
     import time
 
     from ovexport.runtime import pipeline as pl
-    from ovexport.runtime.bench import run_bench
+    from ovexport.models.registry import family_for
+    from ovexport.runtime.bench_harness import run_bench
+    from ovexport.runtime.bench_inputs import bench_cases
     from ovexport.runtime.ov_models import BundleModels
 
     cfg, slice_logits = json.loads(args.child)
@@ -56,7 +58,8 @@ def child(args) -> None:
            "kv_cache_precision": str(pipe.models.get_property("KV_CACHE_PRECISION")),
            "inference_precision": str(pipe.models.get_property("INFERENCE_PRECISION_HINT"))}
     if args.runs:
-        out["bench"] = run_bench(pipe, runs=args.runs, warmup=args.warmup, max_new_tokens=args.max_new_tokens)
+        out["bench"] = run_bench(pipe, bench_cases(family_for(Path(args.bundle))), runs=args.runs,
+                                 warmup=args.warmup, max_new_tokens=args.max_new_tokens)
     print(json.dumps(out))
 
 

@@ -349,10 +349,10 @@ def _warn_if_unvalidated(bundle: str) -> None:
 @click.argument("prompt", required=False)
 @click.option("--image", type=click.Path(dir_okay=False), help="Image to ask about.")
 @click.option("--greedy", is_flag=True, help="Greedy decoding (always greedy, whatever the default is).")
-@click.option("--sample", is_flag=True, help="Sampling (the default): top-p 0.8, top-k 100, temperature 0.7, "
-              "repetition penalty 1.05 unless given.")
-@click.option("--num-beams", type=click.IntRange(min=1), help="Beam search with N beams (repetition penalty 1.2 "
-              "unless given). The answer is printed when the search ends.")
+@click.option("--sample", is_flag=True, help="Sampling (the default), with the model's own top-p, top-k, temperature "
+              "and repetition penalty (its family's and its generation_config.json's) unless given.")
+@click.option("--num-beams", type=click.IntRange(min=1), help="Beam search with N beams (the model's own repetition "
+              "penalty for beam search unless given). The answer is printed when the search ends.")
 @click.option("--temperature", type=click.FloatRange(min=0), help="Sampling temperature (0 = greedy).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), help="Sampling: nucleus mass.")
 @click.option("--top-k", type=click.IntRange(min=0), help="Sampling: keep the K best tokens (0 = all).")
@@ -430,20 +430,23 @@ def serve(bundle: str, host: str, port: int, device: str, ov_config: tuple[str, 
 @_runtime_options
 @click.option("--baseline", default=None, metavar="notebook|genai|BUNDLE",
               help="Also run, interleaved with ours and in its own process, either the published OpenVINO notebook's "
-                   "way over the same IRs (`notebook`: each slice encoded alone, whole-sequence logits, transformers' "
-                   "generate), openvino.genai's VLMPipeline on the same bundle (`genai`), or another bundle through "
+                   "way over the same IRs (`notebook`: each image piece encoded alone, whole-sequence logits, "
+                   "transformers' generate), openvino.genai's VLMPipeline on the same bundle (`genai`), or another bundle through "
                    "our runtime (a directory: an A/B of two compression settings); report ours/baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def bench(bundle: str, runs: int, warmup: int, max_new_tokens: int, device: str, ov_config: tuple[str, ...],
           cache_dir: str | None, baseline: str | None, as_json: bool) -> None:
-    """Vision-encode time, time to first token, decode tokens/s and peak RSS on a 448x448 and a sliced
-    1344x896 synthetic image."""
-    from ovexport.runtime.bench import baseline_table, run_bench, table
+    """Vision-encode time, time to first token, decode tokens/s and peak RSS on the synthetic images the
+    bundle's model family names (e.g. one it takes whole and one it cuts into pieces)."""
+    from ovexport.models.registry import family_for
+    from ovexport.runtime.bench_harness import run_bench
+    from ovexport.runtime.bench_inputs import bench_cases
+    from ovexport.runtime.bench_tables import baseline_table, table
 
     pipe = _load_pipeline(bundle, device, ov_config, cache_dir)
     progress = None if as_json else (lambda m: err_console.print(m, highlight=False, markup=False))
-    result = run_bench(pipe, runs=runs, warmup=warmup, max_new_tokens=max_new_tokens, progress=progress,
-                       baseline=baseline)
+    result = run_bench(pipe, bench_cases(family_for(Path(bundle))), runs=runs, warmup=warmup,
+                       max_new_tokens=max_new_tokens, progress=progress, baseline=baseline)
     if as_json:
         click.echo(json.dumps(result))
     else:

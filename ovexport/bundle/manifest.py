@@ -35,6 +35,17 @@ def file_entries(root: Path) -> dict[str, dict[str, Any]]:
     return {f.relative_to(root).as_posix(): {"size": f.stat().st_size, "sha256": h} for f, h in zip(files, hashes)}
 
 
+def write_manifest(out: Path, content: dict[str, Any]) -> dict[str, Any]:
+    """Write ``out``'s manifest.json: ``content`` (``manifest_content.manifest_content``) with the size and sha256
+    of every file already in ``out`` and the build record (when). Returns the manifest written."""
+    import time
+
+    manifest = {**content, "files": file_entries(out),
+                BUILD: {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
 def read_manifest(bundle: Path) -> dict[str, Any]:
     path = Path(bundle) / MANIFEST
     if not path.is_file():
@@ -93,10 +104,17 @@ def validation_state(manifest: dict[str, Any]) -> str:
     return state_of(manifest.get("validation"))["status"]
 
 
+def validation_passed(manifest: dict[str, Any]) -> bool:
+    """Did the bundle's validation pass (every gate held)?"""
+    from ovexport.validators.status import PASSED
+
+    return validation_state(manifest) == PASSED
+
+
 def unvalidated_warning(bundle: Path) -> str | None:
     """One line for ``chat`` / ``serve`` when the bundle at ``bundle`` is not validated, not gated or failed
     (None when its validation passed)."""
-    from ovexport.validators.status import PASSED, phrase
+    from ovexport.validators.status import phrase
 
     path = Path(bundle) / MANIFEST
     if not path.is_file():
@@ -105,7 +123,7 @@ def unvalidated_warning(bundle: Path) -> str | None:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    if validation_state(manifest) == PASSED:
+    if validation_passed(manifest):
         return None
     what = phrase(manifest.get("validation"))
     head, _, rest = what.partition(":")

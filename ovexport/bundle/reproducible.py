@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .layout import VALIDATION
+
 # keys of validation.json that describe the build machine or the run, not the bundle
 _MACHINE_KEYS = frozenset({"checkpoint", "ir_dir", "bundle", "duration_s", "traceback"})
 
@@ -47,7 +49,28 @@ def bundle_validation(report: dict, paths: list[str]) -> dict:
     return scrub(strip(report), paths)
 
 
+def ship_validation(report_file: Path, paths: list[str], out: Path) -> dict | None:
+    """Write the validate step's ``report_file`` into the bundle ``out`` as shipped (``bundle_validation``) and
+    return it; None (nothing written) when there is no report: the bundle was not validated."""
+    if not report_file.is_file():
+        return None
+    validation = bundle_validation(json.loads(report_file.read_text()), paths)
+    (out / VALIDATION).write_text(json.dumps(validation, indent=2, ensure_ascii=False) + "\n")
+    return validation
+
+
 LOCAL_SOURCES = "bundle-source.json"  # in the work directory: {version: this machine's source checkpoint}
+
+
+def record_checkpoint(work: Path, version: str, ckpt: Path) -> None:
+    """Note in the work directory ``work`` that ``version`` was built from ``ckpt`` on this machine (for
+    ``ovexport validate`` of the bundle later): outside the bundle, which holds no path of this machine."""
+    local = Path(work) / LOCAL_SOURCES
+    try:
+        recorded = json.loads(local.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    local.write_text(json.dumps({**recorded, version: str(ckpt)}, indent=1) + "\n")
 
 
 def recorded_checkpoint(bundle: Path) -> Path | None:

@@ -107,7 +107,7 @@ def _speed_key(variant: dict, first: dict, opts: EvalOptions) -> str:
     """What decides a variant's speed figures: its IRs, the first variant's (the side-by-side baseline), the runs,
     the device and this CPU (a figure from another machine is not reused)."""
     doc = {"variant": variant["key"], "first": first["key"], "runs": opts.speed_runs, "device": opts.device,
-           "cpu": cpu_info(), "code": code_digest_of("ovexport.runtime.bench", roles=("runtime",)),
+           "cpu": cpu_info(), "code": code_digest_of("ovexport.runtime.bench_harness", roles=("runtime",)),
            "libraries": versions(*LIBRARIES)}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
@@ -116,12 +116,16 @@ def _speed(v: dict, opts: EvalOptions, first: dict | None, progress=None) -> dic
     """TTFT and decode speed as ``ovexport bench`` measures them (runtime defaults, not the pinned f32), with the
     first variant's runs interleaved run for run when ``first`` is given (``bench --baseline``): ratios from the
     same minutes of the same machine."""
-    from ovexport.runtime.bench import ir_pipeline, run_bench
+    from ovexport.models.registry import family_for
+    from ovexport.runtime.bench_baselines import ir_pipeline
+    from ovexport.runtime.bench_harness import run_bench
+    from ovexport.runtime.bench_inputs import bench_cases
     from ovexport.util.memory import release_memory
 
     pipe = ir_pipeline(Path(v["ir_dir"]), Path(v["meta_dir"]), opts.device)
     try:
-        res = run_bench(pipe, runs=opts.speed_runs, warmup=1, max_new_tokens=32, progress=progress,
+        res = run_bench(pipe, bench_cases(family_for(Path(v["meta_dir"]))), runs=opts.speed_runs, warmup=1,
+                        max_new_tokens=32, progress=progress,
                         baseline=first and first["ir_dir"], baseline_meta=first and first["meta_dir"])
     finally:
         del pipe

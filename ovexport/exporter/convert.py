@@ -100,19 +100,22 @@ def save_ir(ov_model, out_dir: Path, filename: str) -> Path:
 
 
 def export_irs(ckpt: Path, out: Path | Callable[[str], Path], weight_dtype: str = "fp32",
-               compression: dict | None = None, trace_image_size: int = 448) -> dict[str, Path]:
+               compression: dict | None = None, trace_image_size: int | None = None) -> dict[str, Path]:
     """Every IR of ``ckpt`` (LLM stateful), each part compressed with ``compression[part]`` (a policy for
     ``compress_model``) when given, into ``out`` (or ``out(part)``). Returns {part: its directory}. One process,
-    no fingerprints: tests and benchmarks; ``ovexport run`` does this step by step."""
+    no fingerprints: tests and benchmarks; ``ovexport run`` does this step by step. ``trace_image_size``: the
+    family's own when None."""
     import warnings
 
-    from ovexport.models.registry import family_for
+    from ovexport.models.registry import default_trace_size, family_for
 
     from .compress import compress_model
     from .spec import as_specs
     from .stateful import make_stateful
 
-    specs = family_for(ckpt).part_specs(ckpt, weight_dtype=weight_dtype, trace_image_size=trace_image_size)
+    family = family_for(ckpt)
+    size = trace_image_size if trace_image_size is not None else default_trace_size(family)
+    specs = family.part_specs(ckpt, weight_dtype=weight_dtype, trace_image_size=size)
     dirs: dict[str, Path] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.trace deprecation and TracerWarnings

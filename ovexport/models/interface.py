@@ -91,6 +91,7 @@ class Tokenizer(Protocol):
     def pad_id(self) -> int: ...
     def encode(self, text: str, add_bos: bool = True) -> list[int]: ...
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str: ...
+    # optional: special_ids, the model's own special tokens (the text-embeddings check compares their rows)
     def stream(self) -> Any:
         """An incremental decoder: ``push(id) -> text``, ``flush() -> text``, ``reset()``."""
         ...
@@ -211,7 +212,8 @@ class ModelFamily(Protocol):
         """Why the image encoder cannot be traced at ``size`` pixels (square), or None when it can."""
         ...
 
-    def part_specs(self, ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 448) -> dict[str, "PartSpec"]:
+    def part_specs(self, ckpt: Path, weight_dtype: str = "fp16",
+                   trace_image_size: int | None = None) -> dict[str, "PartSpec"]:
         """part key -> how to export it."""
         ...
 
@@ -229,6 +231,9 @@ class ModelFamily(Protocol):
     #     ``ImageBatch`` (``ovexport.runtime.image_encoder``; default: the part's one IR, fed ``inputs`` as they are).
     # genai_prepare(adapter, msgs, image) -> PreparedInput  what openvino.genai's VLMPipeline feeds the model, where
     #     it prepares the input otherwise than the model does (default: ``adapter.prepare``; docs/genai.md).
+    # trace_image_size: int  the size the image encoder is traced at when the recipe leaves it out.
+    # bench_cases: Mapping[str, (width, height)]  the images ``ovexport bench`` times (default: the end-to-end
+    #     validation images).
     # unsupported(config) -> (what, fix) | None  for a config the family does not match but recognises as a relative
     #     it does not convert (same ``model_type``, another version), so the registry's error names that model
     #     (default: the registry's generic "not a supported model").

@@ -106,6 +106,16 @@ def synthetic_sizes() -> tuple[str, ...]:
     return tuple(s for fam in families().values() for s in fam.synthetic_sizes)
 
 
+def default_trace_size(family: ModelFamily) -> int:
+    """The image size (pixels, square) ``family`` traces its image encoder at when a recipe does not say (its
+    ``trace_image_size``)."""
+    size = getattr(family, "trace_image_size", None)
+    if not isinstance(size, int):
+        raise CheckpointError(f"model family {family.name} names no default image size to trace its image encoder at",
+                              fix="set export.trace_image_size in the recipe (or trace_image_size on the family)")
+    return size
+
+
 def get_family(name: str) -> ModelFamily:
     _load()
     try:

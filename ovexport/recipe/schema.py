@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from ovexport.engine.step import REGISTRY
-from ovexport.models.registry import families
+from ovexport.models.registry import default_trace_size, families
 from ovexport.recipe.source import CalibrationSource, Source, parse_calibration_source, parse_source
 
 from .compression import (  # noqa: F401  (re-exported: the schema's public names)
@@ -59,10 +59,10 @@ def step_names() -> tuple[str, ...]:
 class ExportSpec(StrictModel):
     weight_dtype: WeightDtype = Field(
         "fp16", description="dtype of the weights stored in the IR (compute precision is validation's business)")
-    trace_image_size: int = Field(
-        448, ge=1,
-        description="image size (pixels, square) the image encoder is traced at; the model family says which "
-                    "sizes give a graph that works at every size",
+    trace_image_size: Optional[int] = Field(
+        None, ge=1,
+        description="image size (pixels, square) the image encoder is traced at; default: the model family's "
+                    "own (Recipe.trace_size()). The family says which sizes give a graph that works at every size",
     )
 
 
@@ -154,6 +154,8 @@ class Recipe(StrictModel):
     @field_validator("export")
     @classmethod
     def _export(cls, v: ExportSpec, info: ValidationInfo) -> ExportSpec:
+        if v.trace_image_size is None:  # the family's own size
+            return v
         source = info.data.get("source")
         family = _family_of(source, (info.context or {}).get("base_dir")) if source else None
         problem = trace_size_problem([family] if family is not None else list(families().values()),
@@ -239,10 +241,21 @@ class Recipe(StrictModel):
         """``<output.root>/.work/<name>``: where step artifacts live."""
         return self.output.root / ".work" / self.name
 
-    def resolved(self) -> dict[str, Any]:
-        """JSON-safe dict of the recipe with every default filled in and sources in canonical form (local paths
-        resolved against the recipe file), for manifests and fingerprints."""
+    def trace_size(self, family=None) -> int | None:
+        """The image size the image encoder is traced at: ``export.trace_image_size``, else the default of
+        ``family`` or of the family the source names without a download. None only for a source whose family is
+        known after its download (a Hub source) when ``family`` is not given."""
+        if self.export.trace_image_size is not None:
+            return self.export.trace_image_size
+        family = family if family is not None else _family_of(self.source, self._base_dir)
+        return None if family is None else default_trace_size(family)
+
+    def resolved(self, family=None) -> dict[str, Any]:
+        """JSON-safe dict of the recipe with every default filled in (the model's own ones from ``family``, or
+        from the family the source names without a download) and sources in canonical form (local paths resolved
+        against the recipe file), for manifests and fingerprints."""
         d = self.model_dump(mode="json")
+        d["export"]["trace_image_size"] = self.trace_size(family)
         d["source"] = self.source_spec.uri
         cal = self.calibration_source
         if cal is not None:

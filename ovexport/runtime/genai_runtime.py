@@ -4,7 +4,7 @@ two can be compared answer for answer (tests), checked end to end (``ovexport va
 timed side by side (``ovexport bench --baseline genai``).
 
 Token ids come from a streamer (``VLMPipeline`` returns text only); timings are taken here, on the wall clock,
-the same way ``runtime.bench`` times ours: time to first token from the call, decode rate over the tokens after
+the same way ``runtime.bench_harness`` times ours: time to first token from the call, decode rate over the tokens after
 the first.
 """
 from __future__ import annotations

@@ -87,7 +87,7 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
     from ovexport.models.registry import family_for
     from ovexport.parts import ir_files_of
 
-    from .bench_inputs import CASES, QUESTION, synthetic_image
+    from .bench_inputs import QUESTION, bench_cases, synthetic_image
     from .image_encoder import image_encoder_for
     from .ov_models import slice_last_logits
 
@@ -110,7 +110,7 @@ def bench_case_costs(bundle: Path) -> dict[str, dict]:
     slice_last_logits(lm_ir)     # as the runtime does: logits of the last position only
     hidden = int(adapter.config.hidden_size)
     out = {}
-    for name, (w, h) in CASES.items():
+    for name, (w, h) in bench_cases(family).items():
         prepared = adapter.prepare([{"role": "user", "content": QUESTION}], synthetic_image(w, h))
         batches = adapter.encoder_inputs(prepared)
         vision_macs.clear()

@@ -81,7 +81,7 @@ class Compress(RunsFamilyCode, Step):
     optional = ("checkpoint",)
     produces = "compressed_ir"
     preload = ("torch", "openvino")
-    code_roles = ("runtime",)   # data-aware calibration prompts and slices through the runtime adapter
+    code_roles = ("runtime",)   # data-aware calibration prompts and images through the runtime adapter
 
     def params(self, recipe) -> dict:
         p = {"compression": recipe.compression.model_dump(mode="json")}

@@ -41,7 +41,7 @@ class ConvertPart(RunsFamilyCode, Step):
                               fix=f"remove {self.name} from the recipe's steps")
         self.check_recipe(family, ctx.recipe)
         specs = family.part_specs(ckpt, weight_dtype=ctx.recipe.export.weight_dtype,
-                                  trace_image_size=ctx.recipe.export.trace_image_size)[self.part]
+                                  trace_image_size=ctx.recipe.trace_size(family))[self.part]
         # a part is one IR, or several (ModelFamily.ir_layout): each is traced and saved on its own
         files = {}
         for spec in as_specs(specs):
@@ -69,11 +69,13 @@ class ConvertImageEncoder(ConvertPart):
     name, produces, part = _names("image_encoder")
 
     def params(self, recipe) -> dict:
-        return {**super().params(recipe), "trace_image_size": recipe.export.trace_image_size}
+        # None (a Hub source before its download, no size given): the family's default, whose registration
+        # module the code fingerprint hashes
+        return {**super().params(recipe), "trace_image_size": recipe.trace_size()}
 
     def check_recipe(self, family, recipe) -> None:
         # the recipe schema checks this already when it knows the family (synthetic or local sources)
-        size = recipe.export.trace_image_size
+        size = recipe.trace_size(family)
         problem = family.trace_size_problem(size)
         if problem:
             raise RecipeError([f"export.trace_image_size {size}: {problem}"],

@@ -1,7 +1,7 @@
 """Text embeddings IR vs PyTorch: a table lookup, so the fp32 export must match exactly.
 
-Inputs: edge ids (0, BOS, EOS, pad, <image>, </image>, <slice>, </slice>, vocab_size - 1, taken from the
-reference's tokenizer and config) and random ids, as one sequence [1, N] and as a batch [2, M].
+Inputs: edge ids (0, the tokenizer's unk/BOS/EOS/pad, every id it lists in ``special_ids``, vocab_size - 1, taken
+from the reference's tokenizer and config) and random ids, as one sequence [1, N] and as a batch [2, M].
 Metric: ``max_abs_diff`` (gate: ``thresholds.text_embeddings.max_abs_diff``).
 """
 from __future__ import annotations
@@ -17,12 +17,23 @@ NAME = "text_embeddings"
 PART = "text_embeddings"
 IR = part(PART)
 N_RANDOM = 64
-SPECIAL_ATTRS = ("unk_id", "bos_id", "eos_id", "pad_id", "im_start_id", "im_end_id", "slice_start_id",
-                 "slice_end_id")
+SPECIAL_ATTRS = ("unk_id", "bos_id", "eos_id", "pad_id")
+
+
+def _special_name(tok, i: int) -> str:
+    """The piece of special id ``i`` when the tokenizer can say (``id_to_piece``), else ``special_<i>``."""
+    piece = getattr(tok, "id_to_piece", None)
+    try:
+        name = piece(i) if piece is not None else None
+    except Exception:  # noqa: BLE001 - a name is only a label in the report
+        name = None
+    return name if isinstance(name, str) and name else f"special_{i}"
 
 
 def edge_ids(reference) -> dict[str, int]:
-    """name -> id of the ids where an off-by-one or a wrong table would show first."""
+    """name -> id of the ids where an off-by-one or a wrong table would show first: 0, the tokenizer's named
+    specials, every other id of its ``special_ids`` (the model's own markup: image tags and the like, whatever the
+    family calls them) and the last id of the vocabulary."""
     tok = reference.tokenizer
     vocab = int(reference.config.vocab_size)
     out = {"zero": 0}
@@ -30,6 +41,10 @@ def edge_ids(reference) -> dict[str, int]:
         v = getattr(tok, attr, None)
         if isinstance(v, (int, np.integer)) and 0 <= int(v) < vocab:
             out[attr.removesuffix("_id")] = int(v)
+    for i in sorted(int(i) for i in getattr(tok, "special_ids", ()) or ()):
+        if 0 <= i < vocab and i not in out.values():
+            name = _special_name(tok, i)
+            out[name if name not in out else f"special_{i}"] = i
     out["last"] = vocab - 1
     return out
 

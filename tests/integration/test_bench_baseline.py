@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ovexport.cli import cli
-from ovexport.runtime.bench import ratios
+from ovexport.runtime.bench_harness import ratios
 
 from runtime_fixtures import F32_FLAGS, rt_bundle  # noqa: F401
 

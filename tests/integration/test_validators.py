@@ -84,8 +84,9 @@ def test_every_check_passes_on_fp32_irs(fp32_report, tmp_path):
     assert r["ov_config"] == {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
     assert check(r, "text_embeddings")["metrics"]["max_abs_diff"] == 0.0
     te = check(r, "text_embeddings")["details"]["edge_ids"]
-    assert {te["bos"], te["eos"], te["im_start"], te["im_end"], te["slice_start"], te["slice_end"], te["last"]} == \
+    assert {te["bos"], te["eos"], te["<image>"], te["</image>"], te["<slice>"], te["</slice>"], te["last"]} == \
         {1, 2, 101, 102, 111, 112, 1023}
+    assert set(range(101, 113)) <= set(te.values())   # every special id the tokenizer lists, by its piece
     cases = check(r, "image_encoder")["details"]["cases"]
     assert {"448x448", "378x378", "wide_source", "tall_source", "slices_batch3", "tiny_14x14"} <= set(cases)
     assert cases["378x378"]["small_inputs"]["tgt_size"] == [27, 27]

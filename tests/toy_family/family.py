@@ -65,6 +65,7 @@ class ToyFamily:
     # the export code is this module's part_specs (hashed as the registration module)
     entry_modules = {"export": (f"{__package__}.model",), "runtime": (f"{__package__}.runtime",),
                      "reference": (f"{__package__}.runtime",), "synthetic": (f"{__package__}.model",)}
+    trace_image_size = ToyConfig.image_size      # the recipe's default trace size: the one size it takes
     validation_cases = ValidationCases(
         end_to_end={"64x48": (64, 48, None), "30x90": (30, 90, None)},
         prompt_image=(40, 30),

@@ -71,6 +71,7 @@ class ByteTokenizer:
 
     pad_id, eos_id, im_start_id, im_end_id, vision_start_id, image_pad_id, vision_end_id = range(N_SPECIAL)
     bos_id = im_start_id
+    special_ids = frozenset(range(N_SPECIAL))
     vocab_size = N_SPECIAL + 256
 
     def encode(self, text: str, add_bos: bool = True) -> list[int]:

@@ -41,7 +41,7 @@ CONTRACT = ("interface", "registry", "generation_config", "positions", "image_ba
 # is taken off this list
 KNOWN_UPWARD: set[tuple[str, str]] = {
     ("ovexport.bundle.manifest", "ovexport.validators.status"),
-    ("ovexport.steps.package", "ovexport.publish.card"),
+    ("ovexport.steps.package", "ovexport.publish.bundle_card"),
 }
 MAX_CIRCLES = 1
 

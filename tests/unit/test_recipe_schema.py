@@ -122,7 +122,7 @@ def test_calibration_sources(tmp_path):
 def test_minimal_recipe_defaults():
     r = Recipe.model_validate(minimal())
     assert r.steps == list(step_names())
-    assert r.export.weight_dtype == "fp16" and r.export.trace_image_size == 448
+    assert r.export.weight_dtype == "fp16" and r.export.trace_image_size is None   # the family's own
     assert r.compression.parts() == {} and not r.compression.enabled
     assert r.calibration is None
     assert r.validation.thresholds.text_embeddings.max_abs_diff == 0.0
@@ -195,6 +195,39 @@ def test_trace_image_size(size, ok):
     else:
         [(loc, _)] = errors_of(data)
         assert loc == ("export", "trace_image_size")
+
+
+def test_the_default_trace_size_is_the_family_s_and_a_resolved_recipe_shows_it():
+    from ovexport.models.registry import family_of_synthetic
+
+    family = family_of_synthetic("tiny")
+    r = Recipe.model_validate(minimal())
+    assert r.trace_size() == family.trace_image_size == r.resolved()["export"]["trace_image_size"]
+    assert isinstance(r.trace_size(), int)
+    # a size the recipe gives wins, and the default resolves to what the same recipe says explicitly
+    assert Recipe.model_validate(minimal(export={"trace_image_size": 224})).trace_size() == 224
+    explicit = Recipe.model_validate(minimal(export={"trace_image_size": family.trace_image_size}))
+    assert explicit.resolved() == r.resolved()
+
+
+def test_a_hub_source_s_trace_size_is_known_once_its_family_is():
+    from ovexport.models.registry import family_of_synthetic
+
+    family = family_of_synthetic("tiny")
+    r = Recipe.model_validate(minimal(source=HF))
+    assert r.trace_size() is None and r.resolved()["export"]["trace_image_size"] is None
+    assert r.trace_size(family) == family.trace_image_size == r.resolved(family)["export"]["trace_image_size"]
+
+
+def test_a_family_without_a_default_trace_size_asks_the_recipe_for_one():
+    from ovexport.errors import CheckpointError
+    from ovexport.models.registry import default_trace_size
+
+    class NoDefault:
+        name = "nodefault"
+
+    with pytest.raises(CheckpointError, match="export.trace_image_size"):
+        default_trace_size(NoDefault())
 
 
 def test_trace_image_size_378_message():

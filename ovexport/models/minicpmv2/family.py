@@ -16,6 +16,13 @@ PATCH_SIZE = 14
 # The SigLIP position embedding is 27x27 (patch 14 at 378 px). Tracing at 378 px makes the grid exactly 27x27,
 # so the traced graph skips the position-embedding resize and only works at 378 px.
 POSITION_GRID = 27
+# the image encoder is traced at this size unless a recipe says otherwise: a 32x32 patch grid, the slicer's
+# source size, so the traced graph resizes the position embedding as it must at every other size
+TRACE_SIZE = 448
+
+# what `ovexport bench` times (name -> (width, height)): one image the slicer leaves whole (the trace size) and one
+# it cuts in a 3x2 grid (source + 6 slices, the same-size slices encoded in one call)
+BENCH_CASES = {"448x448": (448, 448), "1344x896": (1344, 896)}
 
 MODEL_TYPE = "minicpmv"
 VISION_ENCODER = "vit_so400m_patch14_siglip"   # timm's name of V-2's SigLIP tower (``..._384.webli``)
@@ -56,6 +63,8 @@ class MiniCPMV2Family:
         "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "prompt", "slicing",
         "tokenizer")) + ("models/minicpmv2/trained", "synthetic")
     validation_cases = VALIDATION_CASES
+    bench_cases = BENCH_CASES
+    trace_image_size = TRACE_SIZE
     # the modules behind each method below (fingerprints hash their import closure): the trainer is only
     # behind write_synthetic, so editing it re-runs no conversion
     entry_modules = {
@@ -98,7 +107,7 @@ class MiniCPMV2Family:
                     "position-embedding resize, so the traced graph would not work at other sizes; use e.g. 448")
         return None
 
-    def part_specs(self, ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = 448) -> dict:
+    def part_specs(self, ckpt: Path, weight_dtype: str = "fp16", trace_image_size: int = TRACE_SIZE) -> dict:
         from ovexport.exporter.convert import torch_dtype
 
         from . import export
