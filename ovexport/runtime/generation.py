@@ -116,6 +116,8 @@ class Decoder:
         self.length = 0  # positions in the KV cache
         self.next_pos = 0  # the next token's position id (past the prompt's largest, on every row)
         self.rows = 1      # rows of position ids (1, or e.g. 3 for M-RoPE)
+        self.epoch = 0     # counts state resets: a KV cache kept for later is valid while the epoch is unchanged
+        self.reused = 0    # positions the last prefill took from the KV cache
         self.stats = DecodeStats()
 
     # low level ---------------------------------------------------------------------------------------
@@ -126,17 +128,28 @@ class Decoder:
             self._ones = np.ones(max(n, 2 * self._ones.size, 4096), dtype=np.int64)
         return self._ones[:n].reshape(batch, length)
 
-    def prefill(self, embeds: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
-        """Reset the state and run the prompt at ``positions`` (the family adapter's ``[T]`` or ``[R, T]``;
-        default ``0..T-1``); returns the last position's logits [B, V] (a view)."""
+    def prefill(self, embeds: np.ndarray, positions: np.ndarray | None = None, reuse: int = 0) -> np.ndarray:
+        """Run the prompt ``embeds`` [B, T, D] at ``positions`` (the family adapter's ``[T]`` or ``[R, T]``;
+        default ``0..T-1``); returns the last position's logits [B, V] (a view). The state is reset first, unless
+        ``reuse`` > 0: then the first ``reuse`` positions of this very prompt are the first ones the KV cache holds
+        (the conversation so far): the cache is cut to them and only the rest is run."""
         t0 = time.perf_counter()
-        self.models.reset()
         b, t = embeds.shape[:2]
         positions = pos_ids.sequential(t) if positions is None else np.asarray(positions, dtype=np.int64)
+        if reuse:
+            if not 0 < reuse < t or reuse > self.length:
+                raise ValueError(f"cannot re-use {reuse} cached positions (the cache holds {self.length}, the "
+                                 f"prompt is {t})")
+            if reuse < self.length and not self.models.trim_state(reuse, self.length):
+                reuse = 0
+        if not reuse:
+            self.models.reset()
+            self.epoch += 1
         self.length = t
         self.rows, self.next_pos = pos_ids.rows_of(positions), pos_ids.next_position(positions)
-        logits = self.models.lm_step(np.ascontiguousarray(embeds, dtype=np.float32), self._mask(b, t),
-                                     pos_ids.batched(positions, b), np.zeros(b, dtype=np.int32))
+        self.reused = reuse
+        logits = self.models.lm_step(np.ascontiguousarray(embeds[:, reuse:], dtype=np.float32), self._mask(b, t),
+                                     pos_ids.batched(positions[..., reuse:], b), np.zeros(b, dtype=np.int32))
         self.stats = DecodeStats(prefill_s=time.perf_counter() - t0)
         return logits
 
@@ -160,12 +173,13 @@ class Decoder:
 
     # decoding ----------------------------------------------------------------------------------------
     def iter_tokens(self, prefill: np.ndarray, config: GenerationConfig,
-                    positions: np.ndarray | None = None) -> Iterator[int]:
+                    positions: np.ndarray | None = None, reuse: int = 0) -> Iterator[int]:
         """Greedy or sampled tokens, one at a time (EOS included, then the iterator ends). Closing the
-        iterator stops generation. ``positions``: the prompt's position ids (see ``prefill``)."""
+        iterator stops generation. ``positions``, ``reuse``: see ``prefill``. Every token but the last is fed
+        back: the KV cache then holds the prompt and the answer without its last token."""
         if config.num_beams > 1:
             raise ValueError("iter_tokens does greedy/sampling only; use beam() for beam search")
-        logits = self.prefill(prefill, positions)
+        logits = self.prefill(prefill, positions, reuse)
         sampler = None
         if config.do_sample:
             sampler = Sampler(config.temperature, config.top_k, config.top_p, config.repetition_penalty,

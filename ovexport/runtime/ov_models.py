@@ -132,6 +132,25 @@ class BundleModels:
     def reset(self) -> None:
         self.lm_req.reset_state()
 
+    def trim_state(self, length: int, cached: int) -> bool:
+        """Keep the first ``length`` of the ``cached`` positions in the LLM's KV cache (each state tensor cut along
+        its sequence axis: the one of size ``cached``, the third of ``[B, heads, T, head_dim]`` first). False,
+        changing nothing, when a state has no such axis."""
+        import openvino as ov
+
+        states = self.lm_req.query_state()
+        cuts = []
+        for st in states:
+            shape = tuple(st.state.shape)
+            axes = [a for a in range(1, len(shape)) if shape[a] == cached]
+            if not axes:
+                return False
+            cuts.append(2 if 2 in axes else axes[0])
+        for st, axis in zip(states, cuts):
+            kept = np.take(st.state.data, np.arange(length), axis=axis)
+            st.state = ov.Tensor(np.ascontiguousarray(kept))
+        return True
+
     def lm_step(self, inputs_embeds: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray,
                 beam_idx: np.ndarray) -> np.ndarray:
         """One stateful call; returns the logits of the LAST position, [B, V]: a view of the output tensor,

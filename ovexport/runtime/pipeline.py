@@ -7,7 +7,10 @@ One-shot::
               on_text=lambda t: print(t, end="", flush=True))
 
 Multi-turn (the image is encoded once per conversation; every turn rebuilds the whole prompt, as the
-original model's ``chat`` does, and re-prefills it with the cached image features)::
+original model's ``chat`` does; when the LLM's KV cache still holds the conversation so far (the last turn's prompt
+and answer, which the new prompt starts with), only the new tokens are prefilled, as openvino.genai's chat mode and
+prefix cache do (the cache is cut back to the ids the new prompt shares, where the answer's text re-tokenizes
+otherwise); ``ChatResult.timings["reused_tokens"]`` says how many positions came from the cache)::
 
     conv = Conversation(image="cat.jpg")
     pipe.chat("What is it?", conversation=conv)
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +127,20 @@ class _Turn:
     prepared: Any
     prefill: np.ndarray
     positions: np.ndarray       # the prompt's position ids ([T] or [R, T], the family adapter's)
+    reuse: int                  # prompt positions already in the KV cache (an earlier turn of the conversation)
     config: GenerationConfig
     timings: dict[str, float]   # prepare_s, vision_s, prompt_tokens
+
+
+@dataclass
+class _CachedTurn:
+    """What the LLM's KV cache holds after a turn of a conversation: ``ids`` (the prompt and the answer but its
+    last token), for ``conversation`` with image ``features``, in decoder state ``epoch``. The next turn of the same
+    conversation, whose prompt starts with these ids, prefills only its new tokens."""
+    conversation: Any            # weakref.ref to the Conversation
+    features: Any                # the conversation's image features then (the same object, or None)
+    ids: list[int]
+    epoch: int
 
 
 @dataclass
@@ -174,6 +190,7 @@ class Pipeline:
         self.decoder = Decoder(models, self._embed_text, self.eos_ids)
         self.max_positions: int | None = getattr(getattr(adapter, "config", None), "max_position_embeddings", None)
         self.lock = threading.Lock()  # one generation at a time: the infer requests are shared
+        self._cached: _CachedTurn | None = None   # the KV cache's conversation, re-used by its next turn
         self.load_s = getattr(models, "compile_s", 0.0)
 
     @classmethod
@@ -217,6 +234,7 @@ class Pipeline:
             return th
         with self.lock:
             t0 = time.perf_counter()
+            self._cached = None
             self.decoder.prefill(self.embed_text(np.array([[self.tokenizer.bos_id]], dtype=np.int64)))
             self.models.reset()
             self.encode_images(self.adapter.prepare([{"role": "user", "content": "?"}], _warmup_image()))
@@ -302,13 +320,17 @@ class Pipeline:
         added first (and removed again if the turn fails before generating), the answer at the end."""
         with self.lock:
             t0 = time.perf_counter()
-            turn = self._prepare_turn(conv, question, config, record, t0)
+            cached, self._cached = self._cached, None   # whatever runs now overwrites the KV cache
+            turn = self._prepare_turn(conv, question, config, record, t0, cached)
             answer = _Answer()
             try:
                 if turn.config.num_beams > 1:
                     yield from self._beam_search(turn, answer)
                 else:
                     yield from self._stream_tokens(turn, answer)
+                    if record and answer.tokens:
+                        fed = [int(i) for i in turn.prepared.input_ids] + answer.tokens[:-1]
+                        self._cached = _CachedTurn(weakref.ref(conv), conv.features, fed, self.decoder.epoch)
             finally:
                 timings = {**turn.timings, **self._generation_timings(t0, answer)}
                 text = "".join(answer.parts)
@@ -319,10 +341,10 @@ class Pipeline:
                     conv.add_assistant(text)
 
     def _prepare_turn(self, conv: Conversation, question: str | None, config: GenerationConfig, record: bool,
-                      t0: float) -> "_Turn":
+                      t0: float, cached: "_CachedTurn | None" = None) -> "_Turn":
         """The prompt of this turn as prefill embeddings (the image encoded once per conversation), and
         ``max_new_tokens`` cut to what fits in the model's positions. On failure the question added is removed.
-        ``t0``: when the turn started (``prepare_s`` counts from it)."""
+        ``t0``: when the turn started (``prepare_s`` counts from it); ``cached``: what the KV cache holds."""
         timings: dict[str, float] = {}
         if question is not None:
             conv.add_user(question)
@@ -356,9 +378,25 @@ class Pipeline:
             if question is not None and record:
                 conv.msgs.pop()
             raise
+        reuse = self._reusable(cached, conv, prepared.input_ids) if config.num_beams == 1 else 0
         timings["prompt_tokens"] = n_prompt
-        timings["image_pieces"] = len(prepared.pixel_values)   # the image and its slices (0: no image)
-        return _Turn(prepared, prefill, positions, config, timings)
+        timings["image_pieces"] = len(prepared.pixel_values)   # the image and its pieces (0: no image)
+        return _Turn(prepared, prefill, positions, reuse, config, timings)
+
+    def _reusable(self, cached: "_CachedTurn | None", conv: Conversation, ids: np.ndarray) -> int:
+        """How many of this prompt's first positions the KV cache holds already: the ids this prompt shares with the
+        start of the last turn's (its prompt and answer), when this is the same conversation with the same image
+        (the answer's text may re-tokenize otherwise; a regenerated answer shares the prompt); at least one
+        position is left to run. Else 0."""
+        if (cached is None or cached.conversation() is not conv or cached.features is not conv.features
+                or cached.epoch != self.decoder.epoch or self.decoder.length != len(cached.ids)):
+            return 0
+        n = 0
+        for a, b in zip(cached.ids, ids[:-1]):
+            if a != int(b):
+                break
+            n += 1
+        return n
 
     def _beam_search(self, turn: "_Turn", answer: "_Answer") -> Iterator[str]:
         """Beam search: the answer comes out whole, once the best beam is known."""
@@ -380,7 +418,7 @@ class Pipeline:
         stops = tuple(turn.config.stop_strings)
         tail = ""
         longest = max((len(s) for s in stops), default=0)
-        it = self.decoder.iter_tokens(turn.prefill, turn.config, turn.positions)
+        it = self.decoder.iter_tokens(turn.prefill, turn.config, turn.positions, turn.reuse)
         try:
             for tok in it:
                 answer.tokens.append(tok)
@@ -409,7 +447,7 @@ class Pipeline:
         """Prefill, time to first token (from ``t0``, the start of the turn), decode and total times."""
         st = self.decoder.stats
         t_end = time.perf_counter()
-        timings: dict[str, float] = {"prefill_s": st.prefill_s}
+        timings: dict[str, float] = {"prefill_s": st.prefill_s, "reused_tokens": self.decoder.reused}
         if st.first_token_at:
             timings["ttft_s"] = st.first_token_at - t0
         timings["decode_s"] = st.decode_s

@@ -264,6 +264,23 @@ def test_multi_turn_encodes_the_image_once_and_rebuilds_the_prompt(rt_pipe, rt_i
     # ... giving what a fresh one-shot chat over the same messages gives (which encodes the image again)
     fresh = rt_pipe.chat(conv.msgs[:3], image, G(max_new_tokens=8))
     assert fresh.token_ids == r2.token_ids
+    # turn 2 prefilled only what it does not share with what the KV cache held (turn 1's prompt and its answer but
+    # the last token; the answer's text may re-tokenize otherwise), and answered as the fresh chat did
+    assert r1.timings["reused_tokens"] == 0 and fresh.timings["reused_tokens"] == 0
+    fed = r1.prompt_token_ids + r1.token_ids[:-1]
+    shared = next((i for i, (a, b) in enumerate(zip(fed, r2.prompt_token_ids)) if a != b), len(fed))
+    assert r2.timings["reused_tokens"] == shared >= len(r1.prompt_token_ids)
+
+
+def test_a_turn_after_another_generation_prefills_everything(rt_pipe, rt_images):
+    image = img(rt_images, "448x448")
+    conv = Conversation(image=image)
+    rt_pipe.chat("What is in the image?", conversation=conv, config=G(max_new_tokens=6))
+    rt_pipe.chat("Something else", None, G(max_new_tokens=3))       # overwrites the KV cache
+    r2 = rt_pipe.chat("And the colours?", conversation=conv, config=G(max_new_tokens=6))
+    assert r2.timings["reused_tokens"] == 0
+    fresh = rt_pipe.chat(conv.msgs[:3], image, G(max_new_tokens=6))
+    assert fresh.token_ids == r2.token_ids
 
 
 def test_conversation_regenerate_clear_and_new_image(rt_pipe, rt_images):
@@ -273,6 +290,7 @@ def test_conversation_regenerate_clear_and_new_image(rt_pipe, rt_images):
     assert conv.pop_answer() == r1.text and conv.msgs[-1]["role"] == "user"
     r2 = rt_pipe.chat(None, conversation=conv, config=G.sampling(presets, seed=1, max_new_tokens=6))
     assert r2.token_ids == r1.token_ids and len(conv.msgs) == 2
+    assert r2.timings["reused_tokens"] == len(r1.prompt_token_ids) - 1   # the same prompt: all but its last token
     calls = rt_pipe.models.calls["image"]
     conv.set_image(img(rt_images, "1344x896"))
     rt_pipe.chat("Now?", conversation=conv, config=G(max_new_tokens=4))
