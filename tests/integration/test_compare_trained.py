@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ovexport.cli import cli
 
-# slow tier: the trained fixture takes ~7 min of CPU to train once (cached afterwards)
+# slow tier: the trained fixture takes ~7 min of CPU (2 cores; ~6.5 min of one core per seed) to train once (cached afterwards)
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
