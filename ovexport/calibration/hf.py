@@ -67,7 +67,7 @@ def open_dataset(name: str, split: str = "train", base_dir: Path | str | None = 
             return _pick_split(datasets.load_from_disk(str(local)), split, where)
         if local is not None:
             return datasets.load_dataset(str(local), split=split)
-        # stream from the Hub: only the rows used are fetched (slice syntax needs a full download)
+        # stream from the Hub: only the rows used are fetched (a "train[:10]" split needs a full download)
         return datasets.load_dataset(name, split=split, streaming="[" not in split)
     except InputError:
         raise

@@ -1,9 +1,10 @@
 """Calibration inputs of each IR, as an ``nncf.Dataset`` for data-aware weight compression.
 
 - ``text_embeddings``: ``input_ids`` [1, L] of each sample's chat prompt.
-- ``image_encoder``: for each of its IRs (``ir_files_of``), the inputs it gets for every image fed to the encoder
-  (each sample's source image and its slices, one image per item); all source images first, then the slices
-  round-robin, so that a ``subset_size`` smaller than the number of images still sees every sample.
+- ``image_encoder``: for each of its IRs (``ir_files_of``), the inputs it gets for every image piece fed to the
+  encoder (the pieces the family's preprocessing makes of each sample's image, one piece per item); every sample's
+  first piece first, then the other pieces round-robin, so that a ``subset_size`` smaller than the number of pieces
+  still sees every sample.
 - ``llm`` (stateful): the inputs of a prefill of each prompt, built like the runtime does
   (``runtime.prefill``: text embeddings IR x ``embed_scale``, image-encoder IR features merged in by the family's
   adapter, at its position ids),
@@ -225,7 +226,7 @@ def calibration_items(recipe, part: str, inputs: dict[str, Path], log: Log | Non
         core = ov.Core()
         items = image_encoder_items(prepared, adapter,
                                     lambda record: _Encoders(core, inputs, part, family, adapter.config, record), ir)
-        log(f"calibration of {part} ({ir}): {len(items)} images (source + slices) from {len(samples)} samples"
+        log(f"calibration of {part} ({ir}): {len(items)} image pieces from {len(samples)} samples"
             + (f", NNCF uses the first {subset}" if len(items) > subset else ""))
     else:
         policy = recipe.compression.parts().get(part)

@@ -24,7 +24,8 @@ Examples:
 def eval_(bundle: Path, folder: Path, max_new_tokens: int, as_json: bool, runtime: str) -> None:
     """Exact-match accuracy of BUNDLE on the questions of FOLDER (questions.jsonl + images), through the runtime.
 
-    Greedy answers, one fresh conversation per question; overall, per question and for sliced/unsliced images.
+    Greedy answers, one fresh conversation per question; overall, per question and for images taken whole ("whole") or split into
+    pieces ("pieces").
     To compare compression settings on accuracy, KL divergence and speed, use `ovexport compare`.
     """
     from rich.console import Console

@@ -3,7 +3,8 @@
 Each question is asked in a fresh conversation (``Pipeline.stream``, greedy). An answer counts when it equals
 the ground truth after ``normalise_answer`` (case, Unicode form, inner whitespace and punctuation at either end
 do not count: the task accuracy of ``ovexport compare``). Results are grouped overall, per question text and
-by whether the image was sliced (more than one image piece in the prompt).
+by whether the image went in whole ("whole") or split into several pieces ("pieces"), as the family's
+preprocessing does it.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Accuracy:
-    groups: dict[str, list[bool]] = field(default_factory=dict)   # "all", each question, "sliced"/"unsliced"
+    groups: dict[str, list[bool]] = field(default_factory=dict)   # "all", each question, "whole"/"pieces"
     seconds: float = 0.0
 
     def rows(self) -> list[tuple[str, float, int, int]]:
@@ -45,7 +46,7 @@ def answered(folder: Path) -> list[EvalItem]:
     return items
 
 
-Answerer = Callable[[EvalItem, int], tuple[str, bool]]   # (item, max_new_tokens) -> (greedy answer, image sliced?)
+Answerer = Callable[[EvalItem, int], tuple[str, bool]]   # (item, max_new_tokens) -> (greedy answer, image split into pieces?)
 
 
 def ovexport_answers(pipe: "Pipeline") -> Answerer:
@@ -62,7 +63,7 @@ def genai_answers(pipe) -> Answerer:
     """Greedy answers through openvino.genai's VLMPipeline (``runtime.genai_runtime.GenaiPipeline``)."""
     def answer(it: EvalItem, max_new_tokens: int) -> tuple[str, bool]:
         r = pipe.generate(it.question, it.image, max_new_tokens=max_new_tokens)
-        return r.text, r.timings["image_slices"] > 1   # genai counts the source image too
+        return r.text, r.timings["image_pieces"] > 1   # genai counts the source image too
     return answer
 
 
@@ -74,9 +75,9 @@ def exact_match(pipe: "Pipeline | Answerer", items: list[EvalItem], max_new_toke
     result = Accuracy(groups={"all": []})
     start = time.perf_counter()
     for i, it in enumerate(items):
-        text, sliced = answer(it, max_new_tokens)
+        text, split = answer(it, max_new_tokens)
         ok = normalise_answer(text) == normalise_answer(it.answer)
-        for g in ("all", it.question, "sliced" if sliced else "unsliced"):
+        for g in ("all", it.question, "pieces" if split else "whole"):
             result.groups.setdefault(g, []).append(ok)
         if progress is not None:
             progress(i + 1, len(items))

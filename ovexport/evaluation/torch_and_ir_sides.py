@@ -3,7 +3,7 @@
 - ``TorchSide``: the model family's PyTorch reference (fp32 arithmetic by default): greedy answers and the
   next-token log-probabilities of each answer token;
 - ``IRSide``: the IRs of a bundle (or of the ``compressed_ir`` artifact, with the checkpoint's
-  tokenizer and config) through the real runtime: ``Pipeline.chat`` answers greedily (slicing, prompt,
+  tokenizer and config) through the real runtime: ``Pipeline.chat`` answers greedily (image preprocessing, prompt,
   streaming detokenizer), and ``teacher_force`` runs the reference's answer tokens through the stateful LLM
   in one prefill to read the log-probabilities at every answer position.
 

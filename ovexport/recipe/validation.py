@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, create_model
+
+from ovexport.parts import PART_KEYS
 
 from .fields import Cosine, Fraction, NonNegFloat, StrictModel
 
@@ -31,14 +33,23 @@ class EndToEndThresholds(StrictModel):
     min_token_agreement: Optional[Fraction] = 1.0
 
 
-class ThresholdsSpec(StrictModel):
-    """Numerical-parity gates, IR vs PyTorch. Every field: a number, or null = measured but not gated.
-    Defaults suit an fp32 export; compressed / fp16 recipes override them."""
+# the gates of each part of the parts table (``ovexport.parts``): validation.thresholds.<part key>
+PART_THRESHOLDS: dict[str, type[StrictModel]] = {
+    "text_embeddings": TextEmbeddingsThresholds,
+    "llm": LLMThresholds,
+    "image_encoder": ImageEncoderThresholds,
+}
+_unmatched = set(PART_KEYS) ^ set(PART_THRESHOLDS)
+assert not _unmatched, f"parts without thresholds, or thresholds of no part: {_unmatched}"
 
-    text_embeddings: TextEmbeddingsThresholds = Field(default_factory=TextEmbeddingsThresholds)
-    image_encoder: ImageEncoderThresholds = Field(default_factory=ImageEncoderThresholds)
-    llm: LLMThresholds = Field(default_factory=LLMThresholds)
-    end_to_end: EndToEndThresholds = Field(default_factory=EndToEndThresholds)
+# one field per part of the parts table, then the whole bundle's end-to-end gate
+ThresholdsSpec = create_model(
+    "ThresholdsSpec", __base__=StrictModel, __module__=__name__,
+    __doc__="Numerical-parity gates, IR vs PyTorch. Every field: a number, or null = measured but not gated. "
+            "Defaults suit an fp32 export; compressed / fp16 recipes override them.",
+    **{key: (PART_THRESHOLDS[key], Field(default_factory=PART_THRESHOLDS[key])) for key in PART_KEYS},
+    end_to_end=(EndToEndThresholds, Field(default_factory=EndToEndThresholds)),
+)
 
 
 class ValidationSpec(StrictModel):

@@ -119,7 +119,7 @@ class GenaiPipeline:
                            timings={"vision_s": vision, "prefill_s": max(ttft - vision, 0.0), "ttft_s": ttft,
                                     "decode_s": decode, "total_s": t1 - t0, "new_tokens": len(tokens),
                                     "prompt_tokens": int(perf.get_num_input_tokens()),
-                                    "image_slices": int(perf.get_total_image_slice_count()) if images else 0,
+                                    "image_pieces": int(perf.get_total_image_slice_count()) if images else 0,
                                     "decode_tokens_per_s": (len(tokens) - 1) / decode if decode > 0 else 0.0})
 
     def start_chat(self) -> None:

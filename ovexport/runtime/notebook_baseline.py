@@ -4,13 +4,13 @@
 What the model's openvino_notebooks chatbot notebook (its ``OvModel...`` helper class) does, and
 what this module reproduces so that both are timed side by side on the same machine, IRs and OpenVINO config:
 
-- every image (the source and each slice) goes through the image encoder on its own, one call per image
-  (ours: same-size slices in one call);
+- every image piece goes through the image encoder on its own, one call per piece (ours: same-size pieces in
+  one call);
 - the language model returns logits for the whole sequence (ours: the graph is cut to the last position);
 - transformers' ``generate`` drives the stateful OpenVINO model through a small ``GenerationMixin`` /
   ``PreTrainedModel`` wrapper (ours: a numpy loop), torch tensors in and out of every step.
 
-The prompt, slicing and preprocessing are the model family's runtime adapter's, the same as ours (the notebook
+The prompt and the image preprocessing are the model family's runtime adapter's, the same as ours (the notebook
 runs the model's own processing code), and the IRs and OpenVINO config are the same, so the figures differ
 only by the three points above. ``bench`` runs the baseline in its own process (``NotebookServer`` in an
 ``engine.worker.Worker``, with a pipeline of its own whose LLM keeps every position's logits): each process

@@ -262,7 +262,7 @@ class Pipeline:
 
     def encode_images(self, prepared) -> list[np.ndarray]:
         """Features of each image piece of ``prepared``, encoded as the family's adapter batches them (e.g. the
-        same-size slices of a grid in one call)."""
+        same-size pieces in one call)."""
         return encode_pieces(self.adapter, prepared, self.models.encode_images)
 
     def prefill_embeddings(self, prepared, image_features: Sequence[np.ndarray] | None = None) -> np.ndarray:

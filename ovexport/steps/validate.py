@@ -31,13 +31,15 @@ class Validate(RunsFamilyCode, Step):
 
     def run(self, ctx: StepContext) -> dict:
         from ovexport.evaluation.reference_cache import ReferenceCache, default_root
-        from ovexport.validators.run_checks import CHECKS, raise_if_failed, run_validation, write_report
+        from ovexport.models.registry import family_for
+        from ovexport.validators.run_checks import checks_of, raise_if_failed, run_validation, write_report
         from ovexport.validators.status import FAILED
 
         # PyTorch outputs are shared by every variant of the checkpoint (the next recipe, the next sweep point)
         cache = ReferenceCache(default_root(ctx.recipe.output.root))
         # one spinner for the whole step (7-10 min at full size): elapsed time, check n/4 and its sub-task
-        with ctx.progress("validating", total=len(CHECKS)) as progress:
+        total = len(checks_of(family_for(ctx.inputs["checkpoint"])))
+        with ctx.progress("validating", total=total) as progress:
             report = run_validation(ctx.inputs["checkpoint"], ctx.inputs["compressed_ir"], ctx.recipe.validation,
                                     ctx.console, progress=progress, reference_cache=cache)
         path = write_report(report, ctx.out / VALIDATION)

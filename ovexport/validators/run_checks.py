@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ovexport.errors import InputError, OvexportError, ValidationFailed
+from ovexport.parts import PART_KEYS
 
 from . import end_to_end, genai_end_to_end, image_encoder, llm, text_embeddings
 from .base import FAILED, NOT_GATED, CheckResult, Gate, fmt, json_safe
@@ -20,17 +21,25 @@ from .context import ValidationContext
 from .gating import apply_gating
 from .status import PASSED, aggregate, phrase, state_of
 
-# name -> (part, run(ctx) -> CheckResult), in the order they run
+# name -> (part, run(ctx) -> CheckResult), in the order they run: one check per part of the parts table
+# (``ovexport.parts``; a family's bundle is checked on the parts it has), then the whole bundle end to end
 CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
     text_embeddings.NAME: (text_embeddings.PART, text_embeddings.run),
     image_encoder.NAME: (image_encoder.PART, image_encoder.run),
     llm.NAME: (llm.PART, llm.run),
     end_to_end.NAME: (end_to_end.PART, end_to_end.run),
 }
+_unchecked = set(PART_KEYS) - {part for part, _ in CHECKS.values()}
+assert not _unchecked, f"parts of the parts table without a check: {_unchecked}"
 # run only when named (``ovexport validate BUNDLE --runtime genai``): they need a bundle's files, not only its IRs
 OPTIONAL_CHECKS: dict[str, tuple[str, Callable[[ValidationContext], CheckResult]]] = {
     genai_end_to_end.NAME: (genai_end_to_end.PART, genai_end_to_end.run),
 }
+
+
+def checks_of(family) -> list[str]:
+    """The checks a bundle of ``family`` gets: those of the parts it has, and the bundle-level ones."""
+    return [name for name, (part, _) in CHECKS.items() if part not in PART_KEYS or part in family.parts]
 
 
 def _select(checks: Sequence[str] | None) -> list[str]:
@@ -59,11 +68,12 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
     check and its sub-task, or None.
     """
     console = console if console is not None else Console()
-    names = _select(checks)
     t0 = time.monotonic()
     ctx = ValidationContext(Path(ckpt), Path(ir_dir), spec, console, reference_dtype=reference_dtype,
                             progress=progress, reference_cache=reference_cache)
     ctx.check_irs()
+    expected = checks_of(ctx.family)
+    names = [n for n in _select(checks) if n in expected or n in OPTIONAL_CHECKS]
     results: list[CheckResult] = []
     try:
         for name in names:
@@ -88,7 +98,7 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
         ctx.close()
     report = {
         # status, passed (only when every check ran and was gated), not_gated (checks ungated or not run)
-        **aggregate((r.to_dict() for r in results), expected=list(CHECKS)),
+        **aggregate((r.to_dict() for r in results), expected=expected),
         "ov_config": dict(spec.ov_config()),
         "device": spec.device,
         "checkpoint": str(Path(ckpt).resolve()),

@@ -151,6 +151,6 @@ def test_eval_asks_each_answered_question_through_the_runtime(rt_bundle, rt_imag
     r = run("eval", rt_bundle, folder, "--max-new-tokens", "2", "--json")
     assert r.exit_code == 0, r.output
     groups = json.loads(r.stdout)["groups"]
-    assert set(groups) == {"all", Q, "unsliced", "sliced"}
-    assert [groups[g]["asked"] for g in ("all", Q, "unsliced", "sliced")] == [2, 2, 1, 1]
-    assert groups["all"]["right"] == groups["unsliced"]["right"] + groups["sliced"]["right"]
+    assert set(groups) == {"all", Q, "whole", "pieces"}
+    assert [groups[g]["asked"] for g in ("all", Q, "whole", "pieces")] == [2, 2, 1, 1]
+    assert groups["all"]["right"] == groups["whole"]["right"] + groups["pieces"]["right"]

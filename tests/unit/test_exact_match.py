@@ -47,7 +47,7 @@ def test_answers_count_up_to_case_spacing_and_end_punctuation_grouped_by_questio
     done = []
     acc = exact_match(pipe, answered(folder), max_new_tokens=5, progress=lambda i, n: done.append((i, n)))
     assert {g: (right, n) for g, _, right, n in acc.rows()} == {
-        "all": (2, 3), "Colour?": (1, 2), "Shape?": (1, 1), "unsliced": (1, 1), "sliced": (1, 2)}
+        "all": (2, 3), "Colour?": (1, 2), "Shape?": (1, 1), "whole": (1, 1), "pieces": (1, 2)}
     assert acc.rows()[0][0] == "all" and acc.to_json()["groups"]["all"]["accuracy"] == pytest.approx(2 / 3)
     assert done == [(1, 3), (2, 3), (3, 3)]
     assert {(c.max_new_tokens, c.do_sample, c.num_beams) for c in pipe.configs} == {(5, False, 1)}  # greedy

@@ -25,6 +25,20 @@ def test_no_module_outside_models_names_a_family():
     assert offenders == []
 
 
+# MiniCPM-V-2's own facts: its encoder's patch-grid input, where its features go, its query count, its trace size,
+# its slicer (not the LLM's "slice the logits", nor OpenVINO's Slice op)
+MINICPM_FACTS = re.compile(r"tgt_size|image_bounds|query_num|\b448\b|\bslic(e|es|ed|er|ing)\b|slice_(start|end|image|mode)",
+                           re.IGNORECASE)
+
+
+def test_no_module_outside_models_holds_a_minicpm_fact():
+    offenders = [f"{f.relative_to(PKG)}:{i}: {line.strip()}"
+                 for f in sorted(PKG.rglob("*.py")) if "models" not in f.relative_to(PKG).parts[:1]
+                 for i, line in enumerate(f.read_text().splitlines(), 1)
+                 if MINICPM_FACTS.search(line) and "opset8.slice(" not in line]
+    assert offenders == []
+
+
 def test_registered_families_implement_the_protocol():
     for fam in families().values():
         assert isinstance(fam, ModelFamily), fam
