@@ -26,6 +26,7 @@ from ovexport.errors import BundleError
 from ovexport.models.interface import ModelFamily, Reference, RuntimeAdapter
 from ovexport.models.registry import family_for
 from ovexport.parts import REFERENCE_PARTS, family_ir_files, ir_files_of
+from ovexport.synthetic.images import synthetic_image  # noqa: F401  (the checks draw their images with it)
 
 
 class ValidationContext:
@@ -178,23 +179,6 @@ class ValidationContext:
         self._adapter = None
         self._core = None
         gc.collect()
-
-
-def synthetic_image(rng: np.random.Generator, width: int, height: int):
-    """A deterministic RGB test image: smooth colour gradients, a few rectangles and mild noise."""
-    from PIL import Image
-
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.empty((height, width, 3), np.float32)
-    for c in range(3):
-        fx, fy, ph = rng.uniform(0.5, 4.0), rng.uniform(0.5, 4.0), rng.uniform(0, 2 * np.pi)
-        img[..., c] = 127.5 + 90 * np.sin(2 * np.pi * (fx * xx / width + fy * yy / height) + ph)
-    for _ in range(4):
-        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
-        x1, y1 = x0 + int(rng.integers(1, width // 3 + 2)), y0 + int(rng.integers(1, height // 3 + 2))
-        img[y0:y1, x0:x1] = rng.uniform(0, 255, size=3)
-    img += rng.normal(0, 8, size=img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
 
 def random_pixels(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
