@@ -44,7 +44,7 @@ KNOWN_UPWARD: set[tuple[str, str]] = {
     ("ovexport.bundle.manifest", "ovexport.validators.status"),
     ("ovexport.steps.package", "ovexport.publish.card"),
 }
-MAX_CIRCLES = 1
+MAX_CIRCLES = 0
 
 
 def module_name(f: Path) -> str:
