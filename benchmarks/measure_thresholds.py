@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import warnings
     warnings.filterwarnings("ignore")
-    from ovexport.models.registry import get_family
+    from ovexport.models.registry import write_synthetic
     from ovexport.validators.run_checks import run_validation
 
     console = Console(width=220)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             tiny = "tiny" if recipe is None else size
             ckpt, ir_tag = work / f"ckpt-{tiny}-seed{seed}", f"{tiny}-seed{seed}"
             if not (ckpt / "config.json").is_file():
-                get_family("minicpmv2").write_synthetic(ckpt, size=tiny, seed=seed)
+                write_synthetic(tiny, ckpt, seed=seed)
         variants: list[tuple[str, str, dict]] = [(p, p, {}) for p in args.precisions]
         if args.runtime_variants:
             variants += [("fp32 IR, bf16 compute", "fp32", {"inference_precision": "bf16"}),

@@ -20,8 +20,8 @@ import torch
 torch.set_num_threads(1)
 from trained_scores import run  # noqa: E402  (benchmarks/, beside this script)
 
-from ovexport.models.minicpmv2.trained import task  # noqa: E402
-from ovexport.models.minicpmv2.trained import train as T  # noqa: E402
+from ovexport.fixtures.trained_minicpmv2 import train as T  # noqa: E402
+from ovexport.synthetic import vqa_task as task  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("settings", nargs="?", default="{}", help="TrainSettings overrides as JSON ('{}': the defaults)")

@@ -4,8 +4,8 @@ stream (``task.validation_samples``; never the held-out set, which reports accur
 ``--eval-every`` steps and the CPU time (1 thread). Separate learning rates for the ViT, the resampler's attention
 (in_proj, ln_kv) and the rest of the resampler; ``--scene one|count|word`` for one scene kind; ``--vision`` JSON
 overrides the tower's timm arguments (e.g. '{"embed_dim": 128, "depth": 4, "num_heads": 4}'). ``--dense W`` adds
-``W`` x the loss of a linear classifier of what covers each patch (``trained.dense``: background, shape, letter) on the
-tower's patch features, and prints that classifier's validation accuracy on the covered patches too.
+``W`` x the loss of a linear classifier of what covers each patch (``fixtures.trained_minicpmv2.dense``: background,
+shape, letter) on the tower's patch features, and prints that classifier's validation accuracy on the covered patches too.
 Figures: BENCHMARKS.md, "Tiny trained model", third and fourth passes.
 
     python benchmarks/trained_probe_vision.py --steps 300 --scene word --lr-vit 1e-3 --lr-attn 1e-4 --lr-res 1e-3
@@ -17,13 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse, json, math, time
 import torch, torch.nn.functional as F
 torch.set_num_threads(1)
+from ovexport.fixtures.trained_minicpmv2 import dense as D
+from ovexport.fixtures.trained_minicpmv2 import train as T
 from ovexport.models.minicpmv2.config import MiniCPMV2Config
 from ovexport.models.minicpmv2.model import MiniCPMV2
 from ovexport.models.minicpmv2.slicing import slice_image, to_pixel_values
-from ovexport.models.minicpmv2.trained import dense as D
-from ovexport.models.minicpmv2.trained import task
 from ovexport.models.minicpmv2.vision import vision_features
-from ovexport.models.minicpmv2.trained import train as T
+from ovexport.synthetic import vqa_task as task
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=300)

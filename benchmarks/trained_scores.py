@@ -1,7 +1,7 @@
 """Helpers of ``trained_probe_full.py`` (validation accuracy of candidate settings) and ``trained_heldout.py``
 (held-out accuracy of the defaults): the tiny trained checkpoint of a seed as the product builds it
-(``trained.build.write_trained_checkpoint``, cached under ``$OVEXPORT_CACHE``, so a rerun or a later recipe build
-reuses it), scored in PyTorch by greedy exact match, per question kind, and a table with the mean and range over
+(``fixtures.trained_minicpmv2.build.write_trained_checkpoint``, cached under ``$OVEXPORT_CACHE``, so a rerun or a
+later recipe build reuses it), scored in PyTorch by greedy exact match, per question kind, and a table with the mean and range over
 seeds. Not a script."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ovexport.fixtures.trained_minicpmv2 import train as T
+from ovexport.fixtures.trained_minicpmv2.build import write_trained_checkpoint
 from ovexport.models.minicpmv2.parts import load_model
 from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
-from ovexport.models.minicpmv2.trained import task
-from ovexport.models.minicpmv2.trained import train as T
-from ovexport.models.minicpmv2.trained.build import write_trained_checkpoint
+from ovexport.synthetic import vqa_task as task
 
 COLUMNS = ("all", *task.KINDS, "unsliced", "sliced")
 

@@ -12,7 +12,7 @@ import argparse
 import random
 from pathlib import Path
 
-from ovexport.models.minicpmv2.trained import task
+from ovexport.synthetic import vqa_task as task
 
 
 def main() -> None:

@@ -269,8 +269,7 @@ def _family_help() -> str:
 
 def _size_help() -> str:
     from ovexport.models.registry import families
-    sizes = "; ".join(f"{f.name}: {', '.join(s for s in f.synthetic_sizes if not s.endswith('-trained'))}"
-                      for f in families().values())
+    sizes = "; ".join(f"{f.name}: {', '.join(f.synthetic_sizes)}" for f in families().values())
     return f"Synthetic size ({sizes}). Default: the family's first."
 
 
@@ -287,34 +286,35 @@ def synth(out: str, size: str | None, trained: bool, seed: int, family_name: str
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
     from ovexport.engine.atomic import atomic_dir
-    from ovexport.models.registry import default_family, get_family
+    from ovexport.models.registry import default_family, get_family, write_synthetic
+    from ovexport.synthetic.sources import source, trained_fixtures
 
     family = get_family(family_name) if family_name else default_family()
     size = size or family.synthetic_sizes[0]
+    fixtures = trained_fixtures(family.name)     # {the size it trains: that trained fixture's source}
     if trained:
-        size = f"{size}-trained"
-    if size not in family.synthetic_sizes:
-        plain = [s for s in family.synthetic_sizes if not s.endswith("-trained")]
-        trainable = [s.removesuffix("-trained") for s in family.synthetic_sizes if s.endswith("-trained")]
-        fix = (f"--trained works with --size {' or '.join(trainable) or '(none)'}" if trained
-               else f"use --size {' or '.join(plain)}")
-        raise OvexportError(f"{family.name} has no synthetic size {size!r}", fix=fix)
+        if size not in fixtures:
+            raise OvexportError(f"{family.name} has no trained {size!r} fixture",
+                                fix=f"--trained works with --size {' or '.join(fixtures) or '(none)'}")
+        size = fixtures[size].name
+    elif size not in (*family.synthetic_sizes, *(s.name for s in fixtures.values())):
+        raise OvexportError(f"{family.name} has no synthetic size {size!r}",
+                            fix=f"use --size {' or '.join(family.synthetic_sizes)}, or --trained")
+    fixture = source(size)
     target = Path(out)
     if target.exists() and any(target.iterdir()):
         raise OvexportError(f"{target} exists and is not empty", fix="choose a new directory or delete it first")
-    what = "training step" if trained else "parameter"
+    what = "training step" if fixture else "parameter"
     with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as prog:
         task = prog.add_task(f"synthetic {size} checkpoint ({what}s)", total=None)
         with atomic_dir(target) as tmp:
-            family.write_synthetic(tmp, size=size, seed=seed,
-                                   progress=lambda done, total: prog.update(task, completed=done, total=total))
+            write_synthetic(size, tmp, seed=seed,
+                            progress=lambda done, total: prog.update(task, completed=done, total=total))
     console.print(f"wrote {target}")
-    report = target / "heldout" / "training.json"
-    if report.is_file():
-        r = json.loads(report.read_text())
-        console.print(f"trained {r['steps']} steps; held-out exact match (PyTorch, greedy): "
-                      f"{r['heldout_accuracy_torch']:.1%}", highlight=False)
+    summary = fixture.report(target) if fixture and fixture.report else None
+    if summary:
+        console.print(summary, highlight=False)
 
 
 def _runtime_options(f):

@@ -27,6 +27,7 @@ from ovexport.evaluation.reference_answers import reference_answers
 from ovexport.evaluation.reference_cache import LIBRARIES, ReferenceCache, default_root
 from ovexport.models.registry import code_digest_of
 from ovexport.runtime.ov_models import PRECISION_F32
+from ovexport.synthetic import sources as synthetic_sources
 from ovexport.util.machine import cpu_info, describe
 
 from . import report
@@ -69,11 +70,12 @@ def load_evalset(opts: EvalOptions, checkpoint: Path | None):
 
 
 def _random_weights(ckpt: Path | None) -> bool:
-    """A synthetic checkpoint that was not trained: its accuracy figures are noise."""
+    """A synthetic checkpoint that was not trained (a family's own size, not a registered synthetic source: those are
+    the trained fixtures): its accuracy figures are noise."""
     if ckpt is None or not (Path(ckpt) / "config.json").is_file():
         return False
     synth = json.loads((Path(ckpt) / "config.json").read_text()).get("ovexport_synthetic")
-    return bool(synth) and not (synth.get("trained") or "trained" in str(synth.get("size", "")))
+    return bool(synth) and synthetic_sources.source(str(synth.get("size"))) is None
 
 
 class _Progress:

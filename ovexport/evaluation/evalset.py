@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ovexport.errors import InputError
+from ovexport.synthetic.sources import HELDOUT_DIR, heldout_sources
 
 QUESTIONS = "questions.jsonl"
-HELDOUT_DIR = "heldout"
 _SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")  # a ``save_to_disk`` folder
 DEFAULT_COLUMNS = {"image": "image", "question": "question", "answer": "answer"}
 
@@ -115,11 +115,13 @@ def load_folder(folder: Path | str, limit: int | None = None) -> EvalSet:
 
 
 def load_heldout(checkpoint: Path | str, limit: int | None = None) -> EvalSet:
-    """The held-out questions a trained synthetic checkpoint carries in ``<checkpoint>/heldout/``."""
+    """The held-out questions a checkpoint carries in ``<checkpoint>/heldout/`` (the synthetic sources that write
+    one: ``ovexport.synthetic.sources.heldout_sources``)."""
     folder = Path(checkpoint) / HELDOUT_DIR
     if not (folder / QUESTIONS).is_file():
+        with_heldout = " or ".join(f"synthetic://{name}" for name in heldout_sources()) or "none registered"
         raise InputError(f"checkpoint {checkpoint} has no held-out set ({HELDOUT_DIR}/{QUESTIONS})",
-                         fix="use a trained synthetic checkpoint (synthetic://tiny-trained), or pass --eval FOLDER "
+                         fix=f"use a checkpoint that carries one ({with_heldout}), or pass --eval FOLDER "
                              "or --dataset NAME")
     es = load_folder(folder, limit)
     es.name = "heldout"

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ovexport.errors import CheckpointError
+from ovexport.synthetic import sources as synthetic_sources
 
 from .interface import ModelFamily
 
@@ -102,8 +103,9 @@ def code_digest_of(*modules: str, roles: tuple[str, ...] = (), family: ModelFami
 
 
 def synthetic_sizes() -> tuple[str, ...]:
-    """Every ``synthetic://<size>`` some family can write, in registration order."""
-    return tuple(s for fam in families().values() for s in fam.synthetic_sizes)
+    """Every ``synthetic://<size>`` some family can write, in registration order, then the registered synthetic
+    sources (``ovexport.synthetic.sources``: the trained fixtures)."""
+    return (*(s for fam in families().values() for s in fam.synthetic_sizes), *synthetic_sources.sources())
 
 
 def default_trace_size(family: ModelFamily) -> int:
@@ -130,10 +132,14 @@ def default_family() -> ModelFamily:
 
 
 def family_of_synthetic(size: str) -> ModelFamily:
-    """The family that writes ``synthetic://<size>``."""
+    """The family whose checkpoint ``synthetic://<size>`` is: the one that writes the size, or a registered
+    synthetic source's."""
     for fam in families().values():
         if size in fam.synthetic_sizes:
             return fam
+    src = synthetic_sources.source(size)
+    if src is not None:
+        return get_family(src.family)
     raise CheckpointError(f"no model family writes synthetic size {size!r}",
                           fix=f"use one of {', '.join(synthetic_sizes())}")
 
@@ -181,3 +187,18 @@ def family_of_source(source) -> ModelFamily | None:
         except (CheckpointError, ValueError):
             return None
     return None
+
+
+def synthetic_code_digest(size: str) -> str:
+    """Digest of the code that writes ``synthetic://<size>``: its family's synthetic entry modules and, for a
+    registered synthetic source, the source's code (a trainer)."""
+    src = synthetic_sources.source(size)
+    return code_digest_of(*(src.code if src else ()), roles=("synthetic",), family=family_of_synthetic(size))
+
+
+def write_synthetic(size: str, out: Path, seed: int = 0, progress=None) -> Path:
+    """Write ``synthetic://<size>?seed=<seed>`` into ``out``: by its registered source, else by its family."""
+    src = synthetic_sources.source(size)
+    if src is not None:
+        return src.write(out, seed=seed, progress=progress)
+    return family_of_synthetic(size).write_synthetic(out, size=size, seed=seed, progress=progress)

@@ -30,7 +30,7 @@ class Source:
     repo_id: str | None = None      # hf
     revision: str | None = None     # hf: 40-hex commit sha, lower case
     path: Path | None = None        # local: absolute when a base_dir was given or the path was absolute
-    size: str | None = None         # synthetic: a size some model family writes (its ``synthetic_sizes``)
+    size: str | None = None         # synthetic: a size some model family writes, or a registered synthetic source
     seed: int | None = None         # synthetic: >= 0
 
     @property
@@ -52,7 +52,7 @@ def parse_source(s: str, base_dir: Path | str | None = None) -> Source:
     - ``hf://<owner>/<name>@<40-hex commit>``: the revision is required and must be a commit sha (a branch or
       tag can move, and a recipe must build the same thing every time).
     - ``synthetic://<size>`` with optional ``?seed=<int >= 0>`` (default 0); the sizes are those the model
-      families declare (``ModelFamily.synthetic_sizes``).
+      families declare (``ModelFamily.synthetic_sizes``) and the registered synthetic sources (the trained fixtures).
     - anything else without a ``scheme://`` is a local directory: absolute, or relative to ``base_dir``
       (the recipe file's directory) when given, otherwise kept relative. ``~`` is expanded.
     """
@@ -77,7 +77,7 @@ def parse_source(s: str, base_dir: Path | str | None = None) -> Source:
 
 
 def synthetic_sizes() -> tuple[str, ...]:
-    """The sizes the registered model families can synthesise (asked, not hard-coded)."""
+    """The sizes the registered model families and synthetic sources can write (asked, not hard-coded)."""
     from ovexport.models.registry import synthetic_sizes as family_sizes
     return family_sizes()
 

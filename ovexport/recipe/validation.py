@@ -33,11 +33,12 @@ class EndToEndThresholds(StrictModel):
     min_token_agreement: Optional[Fraction] = 1.0
 
 
-# the gates of each part of the parts table (``ovexport.parts``): validation.thresholds.<part key>
+# the gates of each part of the parts table (``ovexport.parts``): validation.thresholds.<part key>, in the order the
+# checks run (the image encoder's before the LLM's, whose prompt holds image features)
 PART_THRESHOLDS: dict[str, type[StrictModel]] = {
     "text_embeddings": TextEmbeddingsThresholds,
-    "llm": LLMThresholds,
     "image_encoder": ImageEncoderThresholds,
+    "llm": LLMThresholds,
 }
 _unmatched = set(PART_KEYS) ^ set(PART_THRESHOLDS)
 assert not _unmatched, f"parts without thresholds, or thresholds of no part: {_unmatched}"
@@ -47,7 +48,7 @@ ThresholdsSpec = create_model(
     "ThresholdsSpec", __base__=StrictModel, __module__=__name__,
     __doc__="Numerical-parity gates, IR vs PyTorch. Every field: a number, or null = measured but not gated. "
             "Defaults suit an fp32 export; compressed / fp16 recipes override them.",
-    **{key: (PART_THRESHOLDS[key], Field(default_factory=PART_THRESHOLDS[key])) for key in PART_KEYS},
+    **{key: (model, Field(default_factory=model)) for key, model in PART_THRESHOLDS.items()},
     end_to_end=(EndToEndThresholds, Field(default_factory=EndToEndThresholds)),
 )
 

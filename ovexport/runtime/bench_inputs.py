@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ovexport.synthetic import images
+
 QUESTION = "Describe this image in detail."
 
 
@@ -20,19 +22,5 @@ def bench_cases(family) -> dict[str, tuple[int, int]]:
 
 
 def synthetic_image(width: int, height: int, seed: int = 0):
-    """A smooth colour gradient with shapes and a little noise: deterministic, compresses like a photo."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    rgb = np.stack([255 * x / width, 255 * y / height, 255 * (1 - x / width) * (y / height)], axis=-1)
-    rgb += rng.normal(0, 8, rgb.shape)
-    img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(img)
-    for _ in range(12):
-        # (the bounds only matter for images under 63 pixels a side, which would have none to draw from)
-        x0, y0 = int(rng.integers(0, max(1, width - 40))), int(rng.integers(0, max(1, height - 40)))
-        x1, y1 = x0 + int(rng.integers(20, max(21, width // 3))), y0 + int(rng.integers(20, max(21, height // 3)))
-        color = tuple(int(c) for c in rng.integers(0, 255, 3))
-        (d.ellipse if rng.random() < 0.5 else d.rectangle)((x0, y0, x1, y1), fill=color)
-    return img
+    """The synthetic test image (``ovexport.synthetic.images``) of ``width`` x ``height`` for ``seed``."""
+    return images.synthetic_image(np.random.default_rng(seed), width, height)

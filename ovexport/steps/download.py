@@ -7,7 +7,7 @@ from pathlib import Path
 from ovexport.engine.code_digest import versions
 from ovexport.engine.step import Step, StepContext, register_step
 from ovexport.errors import CheckpointError, SourceError
-from ovexport.models.registry import code_digest_of, family_for, family_of_synthetic
+from ovexport.models.registry import family_for, synthetic_code_digest, write_synthetic
 
 from .family_code import RunsFamilyCode
 
@@ -67,8 +67,7 @@ class Download(RunsFamilyCode, Step):
         src = recipe.source_spec
         if src.kind == "synthetic":
             # a synthetic checkpoint depends on the code that writes it (and on nothing else of ours)
-            return {"source": src.uri, "synth": code_digest_of(roles=("synthetic",),
-                                                               family=family_of_synthetic(src.size))}
+            return {"source": src.uri, "synth": synthetic_code_digest(src.size)}
         return {"source": src.uri}
 
     def tool_versions(self) -> dict[str, str]:
@@ -77,14 +76,13 @@ class Download(RunsFamilyCode, Step):
     def run(self, ctx: StepContext) -> dict:
         src = ctx.recipe.source_spec
         if src.kind == "synthetic":
-            family = family_of_synthetic(src.size)
             with ctx.progress(f"writing synthetic {src.size} checkpoint", total=None) as advance:
                 last = [0]
 
                 def progress(done: int, total: int) -> None:
                     advance(done - last[0])
                     last[0] = done
-                family.write_synthetic(ctx.out, size=src.size, seed=src.seed, progress=progress)
+                write_synthetic(src.size, ctx.out, seed=src.seed, progress=progress)
             return {"kind": "synthetic", "size": src.size, "seed": src.seed}
         if src.kind == "local":
             path = Path(src.path)

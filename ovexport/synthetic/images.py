@@ -1,4 +1,5 @@
-"""Deterministic test images and pixels, drawn from a seeded numpy generator (nothing downloaded)."""
+"""The synthetic test image: what the validators, the benchmarks and the runtime tests feed a model when any
+photo-like picture will do."""
 from __future__ import annotations
 
 import numpy as np

@@ -65,8 +65,8 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     questions in ``heldout/questions.jsonl`` + ``heldout/images/``. Trained once (a few minutes) into the
     cache ($OVEXPORT_CACHE, default ~/.cache/ovexport, keyed by the code that decides its bytes), so
     ``ovexport run`` on the tiny-trained recipes and later sessions reuse it."""
-    from ovexport.models.registry import get_family
+    from ovexport.models.registry import write_synthetic
 
     ckpt = tmp_path_factory.mktemp("trained-ckpt") / "ckpt"
-    get_family("minicpmv2").write_synthetic(ckpt, size="tiny-trained", seed=0)
+    write_synthetic("tiny-trained", ckpt, seed=0)
     return ckpt

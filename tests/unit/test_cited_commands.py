@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from ovexport.cli import cli
+from ovexport.recipe.source import parse_source
+from ovexport.synthetic.sources import heldout_sources
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +49,7 @@ REPO_FILES = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_fi
 
 
 def exists(cited: str) -> bool:
-    """A repository file, named from the root or by its last folders (``trained/task.py``); nothing outside."""
+    """A repository file, named from the root or by its last folders (``synthetic/vqa_task.py``); nothing outside."""
     return not cited.startswith("/") and any(f == cited or f.endswith("/" + cited) for f in REPO_FILES)
 
 
@@ -66,13 +68,14 @@ def ovexport_calls(path: Path) -> list[tuple[str, list[str], str]]:
 
 
 def has_heldout(call: str) -> bool:
-    """Whether ``compare RECIPE`` without --eval finds a held-out set: only trained synthetic checkpoints carry one.
+    """Whether ``compare RECIPE`` without --eval finds a held-out set: only some synthetic sources write one.
     A recipe that is not a file of the repository (a placeholder such as RECIPE) is not judged."""
     words = call.split()
     recipe = ROOT / words[2] if len(words) > 2 else None
     if recipe is None or recipe.suffix != ".yaml" or not recipe.is_file() or "source=" in call:
         return True
-    return str(yaml.safe_load(recipe.read_text())["source"]).startswith("synthetic://tiny-trained")
+    src = parse_source(str(yaml.safe_load(recipe.read_text())["source"]), recipe.parent)
+    return src.kind == "synthetic" and src.size in heldout_sources()
 
 
 def options_of(command: click.Command) -> set[str]:

@@ -73,7 +73,7 @@ def test_the_closure_follows_relative_and_submodule_imports(tmp_path, monkeypatc
 
 def test_convert_is_not_invalidated_by_the_trainer_but_by_the_model_code(pkg_copy):
     convert, stateful = _code("convert_llm"), _code("make_stateful")
-    _edit(pkg_copy / "models" / "minicpmv2" / "trained" / "train.py")
+    _edit(pkg_copy / "fixtures" / "trained_minicpmv2" / "train.py")
     assert (_code("convert_llm"), _code("make_stateful")) == (convert, stateful)
     _edit(pkg_copy / "models" / "minicpmv2" / "llm.py")
     assert _code("convert_llm") != convert
@@ -96,10 +96,15 @@ def test_a_step_hashes_its_own_code_not_its_siblings(pkg_copy):
     assert _code("convert_llm") != convert
 
 
-def test_the_synthetic_checkpoint_hashes_the_trainer(pkg_copy):
+@pytest.mark.parametrize("edited", ["fixtures/trained_minicpmv2/train.py", "synthetic/vqa_task.py",
+                                    "synthetic/drawing.py"])
+def test_the_trained_checkpoint_hashes_the_trainer_and_the_task(pkg_copy, edited):
+    from ovexport.fixtures.trained_minicpmv2.build import cache_key
     from ovexport.recipe.load import load_recipe
 
     recipe = load_recipe(str(PKG.parent / "recipes" / "tiny-trained-minicpmv2-int4.yaml"))
     before = get_step("download").params(recipe)["synth"]
-    _edit(pkg_copy / "models" / "minicpmv2" / "trained" / "train.py")
+    key = cache_key(0)
+    _edit(pkg_copy / edited)
     assert get_step("download").params(recipe)["synth"] != before
+    assert cache_key(0) != key, "the cached checkpoint is keyed by the same code"

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_thresholds_and_compression_have_one_key_per_part():
-    assert list(ThresholdsSpec.model_fields) == [*PART_KEYS, "end_to_end"]
+    assert list(ThresholdsSpec.model_fields) == [*PART_THRESHOLDS, "end_to_end"]
     assert list(CompressionSpec.model_fields) == list(PART_KEYS)
     assert set(PART_THRESHOLDS) == set(PART_KEYS)
     with pytest.raises(ValueError, match="Extra inputs"):

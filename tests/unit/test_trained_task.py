@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ovexport.models.minicpmv2.slicing import best_grid
-from ovexport.models.minicpmv2.trained import task
+from ovexport.synthetic import vqa_task as task
 
 pytestmark = pytest.mark.unit
 
-SCALE_RESOLUTION = 112   # trained.train.TRAINED_OVERRIDES
+SCALE_RESOLUTION = 112   # fixtures.trained_minicpmv2.train.TRAINED_OVERRIDES
 
 
 def _digest(s: task.Sample | task.Scene) -> str:
@@ -80,7 +80,7 @@ def test_training_validation_and_heldout_streams_are_disjoint():
 
 
 def test_the_trained_checkpoint_never_trains_on_a_heldout_or_validation_image(tmp_path, monkeypatch):
-    from ovexport.models.minicpmv2.trained import build
+    from ovexport.fixtures.trained_minicpmv2 import build
 
     seen = {}
 
@@ -193,12 +193,30 @@ def test_unknown_synthetic_size_lists_the_family_sizes():
         parse_source("synthetic://tiny-traned?seed=0")
 
 
-def test_family_declares_its_synthetic_sizes_and_the_trainer_in_its_fingerprint():
-    from ovexport.models.registry import get_family, synthetic_sizes
+def test_the_trained_fixture_is_a_synthetic_source_of_the_family_not_one_of_its_sizes():
+    from ovexport.engine.code_digest import closure_files
+    from ovexport.models.registry import family_of_synthetic, get_family, synthetic_sizes
+    from ovexport.synthetic.sources import heldout_sources, source, trained_fixtures
     fam = get_family("minicpmv2")
-    assert fam.synthetic_sizes == ("tiny", "tiny-trained", "full")
-    assert set(fam.synthetic_sizes) <= set(synthetic_sizes())
-    assert "models/minicpmv2/trained" in fam.synth_sources
+    assert fam.synthetic_sizes == ("tiny", "full")
+    assert set(synthetic_sizes()) == {"tiny", "full", "tiny-trained"} | set(synthetic_sizes()[3:])
+    assert family_of_synthetic("tiny-trained") is fam
+    fixture = source("tiny-trained")
+    assert trained_fixtures("minicpmv2") == {"tiny": fixture} and "tiny-trained" in heldout_sources()
+    # the family's code does not reach the trainer; the fixture's code reaches the trainer, the task and the model
+    family_code = closure_files(*fam.entry_modules["synthetic"], type(fam).__module__)
+    assert not [f for f in family_code if "fixtures" in f or "vqa_task" in f]
+    code = closure_files(*fixture.code)
+    assert {"ovexport/fixtures/trained_minicpmv2/train.py", "ovexport/synthetic/vqa_task.py",
+            "ovexport/synthetic/drawing.py", "ovexport/models/minicpmv2/prompt.py"} <= set(code)
+
+
+def test_synth_trained_asks_the_registry_for_the_fixture():
+    from click.testing import CliRunner
+
+    from ovexport.cli import cli
+    res = CliRunner().invoke(cli, ["synth", "/nonexistent/out", "--size", "full", "--trained"])
+    assert res.exit_code != 0 and "--trained works with --size tiny" in res.output, res.output
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -206,7 +224,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
     """Both stages (vision pretraining, then the full steps) give the same weights twice for one seed."""
     from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
     from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
-    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
+    from ovexport.fixtures.trained_minicpmv2.train import TrainSettings, train, trained_config
 
     cfg = trained_config(0)
     write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)
@@ -223,16 +241,16 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
 
 # ----------------------------------------------------------------------------------------- cache
 def test_cache_key_depends_on_seed_and_settings():
-    from ovexport.models.minicpmv2.trained.build import cache_key
-    from ovexport.models.minicpmv2.trained.train import TrainSettings
+    from ovexport.fixtures.trained_minicpmv2.build import cache_key
+    from ovexport.fixtures.trained_minicpmv2.train import TrainSettings
     assert cache_key(0) == cache_key(0)
     assert cache_key(0) != cache_key(1)
     assert cache_key(0) != cache_key(0, TrainSettings(steps=3))
 
 
 def test_second_request_links_the_cached_checkpoint_without_training(tmp_path, monkeypatch):
-    from ovexport.models.minicpmv2.trained import build
-    from ovexport.models.minicpmv2.trained.train import TrainSettings
+    from ovexport.fixtures.trained_minicpmv2 import build
+    from ovexport.fixtures.trained_minicpmv2.train import TrainSettings
 
     monkeypatch.setenv("OVEXPORT_CACHE", str(tmp_path / "cache"))
     settings = TrainSettings(steps=2, batch_size=2, heldout_questions=5, pretrain_steps=2, pretrain_batch=2)
@@ -281,7 +299,7 @@ def test_patch_targets_follow_the_slicing_of_the_pixels():
     import numpy as np
 
     from ovexport.models.minicpmv2.slicing import slice_image
-    from ovexport.models.minicpmv2.trained import dense
+    from ovexport.fixtures.trained_minicpmv2 import dense
     rng = random.Random(2)
     for kind in ("one", "count", "word"):
         for large in (False, True):
@@ -297,7 +315,7 @@ def test_patch_targets_follow_the_slicing_of_the_pixels():
 def test_patch_targets_need_the_minimum_cover():
     import numpy as np
 
-    from ovexport.models.minicpmv2.trained import dense
+    from ovexport.fixtures.trained_minicpmv2 import dense
     parts = np.zeros((28, 28), dtype=np.uint8)
     parts[:14, :5] = 1            # 5/14 of the top-left patch: labelled
     parts[14:, :3] = 2            # 3/14 of the bottom-left patch: below MIN_COVER, background
@@ -310,7 +328,7 @@ def test_a_training_aid_changes_the_training_but_not_what_the_checkpoint_holds(t
     """The dense per-patch loss and the pooled patch probe train the tower; their heads are thrown away."""
     from ovexport.models.minicpmv2.synth_tokenizer import write_tokenizer
     from ovexport.models.minicpmv2.tokenizer import MiniCPMVTokenizer
-    from ovexport.models.minicpmv2.trained.train import TrainSettings, train, trained_config
+    from ovexport.fixtures.trained_minicpmv2.train import TrainSettings, train, trained_config
 
     cfg = trained_config(0)
     write_tokenizer(tmp_path, vocab_size=cfg["vocab_size"], seed=0, words=task.TASK_WORDS)

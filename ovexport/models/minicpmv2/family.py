@@ -54,24 +54,22 @@ class MiniCPMV2Family:
     ir_layout = {"image_encoder": (VISION_EMBEDDINGS, RESAMPLER)}
     bundle_files = BUNDLE_FILES
     required_files = ("config.json", "tokenizer.model")
-    # tiny: random weights, a few MB; tiny-trained: trained on a generated VQA task (trained/), cached;
-    # full: the real shapes
-    synthetic_sizes = ("tiny", "tiny-trained", "full")
-    # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes, and
-    # for tiny-trained the trainer, the task and the prompt/slicing code the examples go through
+    # tiny: random weights, a few MB; full: the real shapes (a trained tiny fixture is a synthetic source of its
+    # own, registered by ovexport.fixtures)
+    synthetic_sizes = ("tiny", "full")
+    # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes
     synth_sources = tuple(f"models/minicpmv2/{f}.py" for f in (
-        "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "prompt", "slicing",
-        "tokenizer")) + ("models/minicpmv2/trained", "synthetic")
+        "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "tokenizer")) + (
+        "synthetic/safetensors_stream.py",)
     validation_cases = VALIDATION_CASES
     bench_cases = BENCH_CASES
     trace_image_size = TRACE_SIZE
-    # the modules behind each method below (fingerprints hash their import closure): the trainer is only
-    # behind write_synthetic, so editing it re-runs no conversion
+    # the modules behind each method below (fingerprints hash their import closure)
     entry_modules = {
         "export": (f"{__package__}.export", f"{__package__}.config"),
         "runtime": (f"{__package__}.runtime_adapter",),
         "reference": (f"{__package__}.torch_reference",),
-        "synthetic": (f"{__package__}.synth", f"{__package__}.trained.build"),
+        "synthetic": (f"{__package__}.synth",),
         "publishing": (f"{__package__}.publishing",),
     }
     # each step process would otherwise import these itself: timm builds the vision tower, and building a
@@ -134,9 +132,6 @@ class MiniCPMV2Family:
         return GenaiImageEncoder(infer, int(config.patch_size), int(config.hidden_size), record)
 
     def write_synthetic(self, out: Path, size: str = "tiny", seed: int = 0, progress=None) -> Path:
-        if size == "tiny-trained":
-            from .trained.build import write_trained_checkpoint
-            return write_trained_checkpoint(out, seed=seed, progress=progress)
         from .synth import write_synthetic_checkpoint
         return write_synthetic_checkpoint(out, size=size, seed=seed, progress=progress)
 

@@ -1,10 +1,11 @@
-"""A generated visual question-answering task for the tiny trained MiniCPM-V-2.
+"""A generated visual question-answering task: what the trained test fixtures (``ovexport.fixtures``) learn and
+are scored on. Model-agnostic: images, questions and answers only.
 
-Scenes on calm backgrounds (flat grey, two-tone gradient, faint noise), at sizes MiniCPM-V-2's slicer leaves
-whole (area <= ``scale_resolution``**2) and at sizes it slices. What is asked about is drawn large, so a tiny
-vision tower (14-pixel patches, 112-pixel slices) sees it clearly: one shape of 35-45 % of the image's short
-side inside one quadrant, counted shapes of ~20 % each, words in bold letters ~half the image high. Questions and
-short answers:
+Scenes on calm backgrounds (flat grey, two-tone gradient, faint noise; ``drawing``), at small sizes (area <=
+112**2, which an image encoder working on 112-pixel tiles takes whole) and at large ones (2x1 .. 3x2 such tiles).
+What is asked about is drawn large, so a tiny vision tower (14-pixel patches, 112-pixel tiles) sees it clearly:
+one shape of 35-45 % of the image's short side inside one quadrant, counted shapes of ~20 % each, words in bold
+letters ~half the image high. Questions and short answers:
 
 - colour:   "What color is the shape?"         -> red | green | blue | yellow | purple | orange
 - shape:    "What shape is it?"                -> circle | square | triangle | star
@@ -30,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from .drawing import SHAPES, calm_background, draw_shape, draw_word, word_box
 
 __all__ = ["Sample", "Scene", "SCENES", "ANSWERS", "KIND_OF", "scene", "COLORS", "SHAPES", "POSITIONS", "WORDS", "QUESTIONS", "SMALL_SIZES", "LARGE_SIZES",
            "TASK_WORDS", "sample", "training_stream", "heldout_samples", "validation_samples",
@@ -41,7 +44,6 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 165, 50), "blue": (35, 70, 225),
     "yellow": (240, 215, 25), "purple": (135, 45, 185), "orange": (250, 135, 20),
 }
-SHAPES = ("circle", "square", "triangle", "star")
 POSITIONS = ("top left", "top right", "bottom left", "bottom right")
 # no two words differ by one letter only (cat/car did): a tiny vision tower tells them apart by their outline
 WORDS = ("cat", "dog", "sun", "key", "tree", "book", "fish", "milk")
@@ -63,7 +65,7 @@ ANSWERS: dict[str, tuple[str, ...]] = {
 SCENES = {"one": ("color", "shape", "position"), "count": ("count",), "word": ("word",)}
 # the scene a held-out question of a kind is asked on (the first that answers it)
 SCENE_OF = {kind: next(name for name, kinds in SCENES.items() if kind in kinds) for kind in KINDS}
-# (width, height) at scale_resolution 112: the small ones are not sliced, the large ones are (2x1 .. 3x2 grids)
+# (width, height): small ones fit one 112-pixel tile (area <= 112**2), large ones 2x1 .. 3x2 tiles
 SMALL_SIZES = ((112, 112), (98, 112), (112, 84), (84, 84), (70, 98), (112, 70), (96, 96))
 LARGE_SIZES = ((224, 224), (224, 112), (112, 224), (280, 168), (196, 196), (252, 140))
 # words the tokenizer should hold as whole pieces (answers and questions)
@@ -81,70 +83,6 @@ class Sample:
     @property
     def sliced_size(self) -> bool:
         return self.image.size in LARGE_SIZES
-
-
-# ------------------------------------------------------------------------------------------ drawing
-def _background(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, list]:
-    """Low-saturation backgrounds, so a colour name always means the object's colour."""
-    w, h = size
-    kind = rng.choice(("flat", "gradient", "noise"))
-    g1, g2 = rng.randint(40, 215), rng.randint(40, 215)
-    tint = [rng.randint(-12, 12) for _ in range(3)]
-
-    def grey(v: int) -> tuple[int, int, int]:
-        return tuple(max(0, min(255, v + t)) for t in tint)
-
-    img = Image.new("RGB", size, grey(g1))
-    d = ImageDraw.Draw(img)
-    params: list = [kind, g1, g2, tint]
-    if kind == "gradient":
-        vertical = rng.random() < 0.5
-        n = h if vertical else w
-        for i in range(n):
-            c = grey(round(g1 + (g2 - g1) * i / max(1, n - 1)))
-            d.line([(0, i), (w, i)] if vertical else [(i, 0), (i, h)], fill=c)
-        params.append(vertical)
-    elif kind == "noise":
-        seed = rng.getrandbits(32)
-        amp = rng.randint(4, 12)
-        noise = np.random.default_rng(seed).integers(-amp, amp + 1, size=(h, w, 1))
-        base = np.array(grey(g1), dtype=np.int64)
-        img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
-        params += [seed, amp]
-    elif kind == "stripes":
-        period = rng.randint(6, 16)
-        for x in range(0, w + h, period * 2):
-            d.polygon([(x, 0), (x + period, 0), (x + period - h, h), (x - h, h)], fill=grey(g2))
-        params.append(period)
-    return img, params
-
-
-def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
-    import math
-    pts = []
-    for k in range(10):
-        rr = r if k % 2 == 0 else r * 0.45
-        a = -math.pi / 2 + k * math.pi / 5
-        pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
-    return pts
-
-
-def _draw_shape(d: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
-    if shape == "circle":
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif shape == "square":
-        s = r * 0.88
-        d.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
-    elif shape == "triangle":
-        d.polygon([(cx, cy - r), (cx + r * 1.05, cy + r * 0.85), (cx - r * 1.05, cy + r * 0.85)], fill=fill)
-    elif shape == "star":
-        d.polygon(_star(cx, cy, r * 1.15), fill=fill)
-    else:
-        raise ValueError(shape)
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
 
 
 # ------------------------------------------------------------------------------------------ part maps
@@ -167,26 +105,24 @@ def scene_parts(scene_key: str, labels: str = "letters") -> np.ndarray:
     d = ImageDraw.Draw(img)
     if drawn[0] == "one":
         _, shape, _color, _q, cx, cy, r = drawn
-        _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+        draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
     elif drawn[0] == "big":
         _, shape, _color, cx, cy, r = drawn
-        _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+        draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
     elif drawn[0] == "many":
         _, shape, _color, centres, r = drawn
         for cx, cy in centres:
-            _draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
+            draw_shape(d, shape, cx, cy, r, PARTS.index(shape))
     elif drawn[0] == "word":
         _, word, fsize, x, y = drawn
-        font = _font(fsize)
-        stroke = max(1, fsize // 14)
         if labels == "words":
-            d.text((x, y), word, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+            draw_word(d, (x, y), word, fsize, 255)
             return np.where(np.asarray(img) > 127, PARTS.index(word), 0).astype(np.uint8)
         before = np.zeros((h, w), dtype=bool)
         parts = np.zeros((h, w), dtype=np.uint8)
         for i, letter in enumerate(word):
             prefix = Image.new("L", (w, h), 0)
-            ImageDraw.Draw(prefix).text((x, y), word[:i + 1], fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+            draw_word(ImageDraw.Draw(prefix), (x, y), word[:i + 1], fsize, 255)
             now = np.asarray(prefix) > 127
             parts[now & ~before] = PARTS.index(letter)
             before |= now
@@ -206,7 +142,7 @@ def _one_shape(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tu
     r = m * rng.uniform(0.175, 0.225)
     cx = (w / 2) * (q % 2) + rng.uniform(min(r + 0.02 * w, w / 4), max(w / 2 - r - 0.01 * w, w / 4))
     cy = (h / 2) * (q // 2) + rng.uniform(min(r + 0.02 * h, h / 4), max(h / 2 - r - 0.01 * h, h / 4))
-    _draw_shape(d, shape, cx, cy, r, COLORS[color])
+    draw_shape(d, shape, cx, cy, r, COLORS[color])
     answers = {"color": color, "shape": shape, "position": POSITIONS[q]}
     return answers, ["one", shape, color, q, round(cx, 3), round(cy, 3), round(r, 3)]
 
@@ -219,7 +155,7 @@ def _big_shape(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) -> tu
     r = m * rng.uniform(0.3, 0.4)
     e = 1.15 * r + 1
     cx, cy = rng.uniform(e, max(e, w - e)), rng.uniform(e, max(e, h - e))
-    _draw_shape(d, shape, cx, cy, r, COLORS[color])
+    draw_shape(d, shape, cx, cy, r, COLORS[color])
     return {"color": color, "shape": shape}, ["big", shape, color, round(cx, 3), round(cy, 3), round(r, 3)]
 
 
@@ -239,7 +175,7 @@ def _counted_shapes(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int) 
         else:
             placed = []
     for cx, cy in placed:
-        _draw_shape(d, shape, cx, cy, r, COLORS[color])
+        draw_shape(d, shape, cx, cy, r, COLORS[color])
     return {"count": str(n)}, ["many", shape, color, [(round(x, 3), round(y, 3)) for x, y in placed], round(r, 3)]
 
 
@@ -248,9 +184,7 @@ def _printed_word(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int, bg
     word = rng.choice(WORDS)
     fsize = max(10, int(h * rng.uniform(0.4, 0.55)))
     while True:
-        font = _font(fsize)
-        stroke = max(1, fsize // 14)
-        left, top, right, bottom = d.textbbox((0, 0), word, font=font, stroke_width=stroke)
+        left, top, right, bottom = word_box(d, (0, 0), word, fsize)
         if right - left <= 0.9 * w or fsize <= 10:
             break
         fsize -= 2
@@ -258,7 +192,7 @@ def _printed_word(rng: random.Random, d: ImageDraw.ImageDraw, w: int, h: int, bg
     x = rng.uniform(0.04 * w, max(0.04 * w, w - tw - 0.04 * w)) - left
     y = rng.uniform(0.04 * h, max(0.04 * h, h - th - 0.04 * h)) - top
     ink = (15, 15, 15) if bg[1] >= 128 else (245, 245, 245)   # contrast with the background
-    d.text((x, y), word, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink)
+    draw_word(d, (x, y), word, fsize, ink)
     return {"word": word}, ["word", word, fsize, round(x, 3), round(y, 3)]
 
 
@@ -275,14 +209,14 @@ class Scene:
 
 
 def scene(rng: random.Random, scene_kind: str | None = None, large: bool | None = None) -> Scene:
-    """One scene of ``scene_kind`` (a key of ``SCENES``; drawn from ``rng`` when None) at a sliced (``large``)
-    or unsliced size (drawn from ``rng`` when None)."""
+    """One scene of ``scene_kind`` (a key of ``SCENES``; drawn from ``rng`` when None) at a large size (``large``: one a model may split into pieces)
+    or a small one (drawn from ``rng`` when None)."""
     scene_kind = scene_kind or rng.choice(tuple(SCENES))
     if large is None:
         large = rng.random() < 0.5
     size = rng.choice(LARGE_SIZES if large else SMALL_SIZES)
     w, h = size
-    img, bg = _background(rng, size)
+    img, bg = calm_background(rng, size)
     d = ImageDraw.Draw(img)
     if scene_kind == "one":
         answers, drawn = _one_shape(rng, d, w, h)
@@ -308,7 +242,7 @@ def sample(rng: random.Random, kind: str | None = None, large: bool | None = Non
 
 
 def heldout_samples(seed: int, n: int = 150) -> list[Sample]:
-    """``n`` held-out samples: every kind, half small (unsliced) and half large (sliced) images, in turn."""
+    """``n`` held-out samples: every kind, half small and half large images, in turn."""
     rng = random.Random(f"ovexport-heldout-{seed}")
     return [sample(rng, kind=KINDS[i % len(KINDS)], large=(i // len(KINDS)) % 2 == 1) for i in range(n)]
 
@@ -318,7 +252,7 @@ VALIDATION_QUESTIONS = 300
 
 
 def validation_samples(seed: int, n: int = VALIDATION_QUESTIONS) -> list[Sample]:
-    """``n`` validation samples, laid out as ``heldout_samples`` (every kind, half sliced, in turn) from their own
+    """``n`` validation samples, laid out as ``heldout_samples`` (every kind, half large, in turn) from their own
     generator, skipping any held-out image (of the default 150): the set training settings are chosen on."""
     rng = random.Random(f"ovexport-validation-{seed}")
     heldout = {s.key for s in heldout_samples(seed)}
@@ -338,7 +272,7 @@ def reserved_keys(seed: int, heldout: int = 150, validation: int = VALIDATION_QU
 
 def training_stream(seed: int, exclude: set[str] | frozenset[str] = frozenset(),
                     sliced_share: float = 0.5) -> Iterator[Scene]:
-    """Endless training scenes for ``seed``, ``sliced_share`` of them at sliced sizes, questions in random order;
+    """Endless training scenes for ``seed``, ``sliced_share`` of them at large sizes, questions in random order;
     keys in ``exclude`` (the held-out and validation images, ``reserved_keys``) are skipped."""
     rng = random.Random(f"ovexport-train-{seed}")
     while True:
