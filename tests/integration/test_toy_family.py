@@ -124,6 +124,12 @@ def test_toy_chat_cli_answers(toy_bundle, tmp_path):
     assert answer["prompt_token_ids"][:2] == [2, 7 + ord("u")] and 1 <= len(answer["token_ids"]) <= 5
 
 
+def test_toy_bundle_revalidates(toy_bundle):
+    r = ovexport("validate", str(toy_bundle), "--checkpoint", str(_checkpoint(toy_bundle)))
+    assert r.exit_code == 0, r.output
+    assert "image_encoder" in r.output and "passed" in r.output
+
+
 def test_toy_compare_and_publish_dry_run(toy_bundle, tmp_path):
     out = tmp_path / "cmp"
     r = ovexport("compare", str(toy_bundle), "--checkpoint", str(_checkpoint(toy_bundle)), "--eval", "generated",
