@@ -19,9 +19,10 @@ These sets replace the shell scripts the figures were first measured with, which
 ``int8vision``); they are rebuilt from the variants BENCHMARKS.md lists. Not recorded, so chosen here: the builtin
 calibration's sample count of the ``candidates`` set's last variant (16, as the task calibration), and the
 ignored-scope patterns of the ``int8vision`` set (node names of the image encoder's IRs: ``patch_embed``,
-``blocks.N.attn``, ``blocks.N.mlp``, ``resampler``). NNCF does not check that a pattern matches: since the image
-encoder is exported as openvino.genai's two IRs, the resampler IR's nodes are named ``__module.r.*``, so
-``.*resampler.*`` (measured on the one-IR layout) matches nothing there and that variant equals plain int8_static.
+``blocks.N.attn``, ``blocks.N.mlp``, ``resampler``). NNCF does not check that a pattern matches: in openvino.genai's
+two-IR layout the modules keep MiniCPM-V-2's names (``__module.vpm.*``, ``__module.resampler.*``), so
+``.*resampler.*`` matches 5 of the resampler IR's 6 MatMuls (checked 2026-12-05 on the tiny bundle's
+``openvino_resampler_model.xml``), as it did in the one-IR layout the figures were measured on.
 
 A cheap smoke run on random weights (accuracy is noise there; checks that every variant builds and scores):
 ``--recipe recipes/tiny-minicpmv2-fp32.yaml --source "synthetic://tiny?seed={seed}" --eval generated --limit 2``.
