@@ -187,8 +187,6 @@ class ModelFamily(Protocol):
     bundle_files: tuple[str, ...]      # checkpoint files copied into a bundle
     required_files: tuple[str, ...]    # checkpoint files without which it cannot be exported
     synthetic_sizes: tuple[str, ...]   # what ``synthetic://<size>`` may name for this family (first = default)
-    synth_sources: tuple[str, ...]     # source files a synthetic checkpoint's bytes depend on (fingerprinted):
-                                       # relative to the ovexport package, or absolute
     validation_cases: ValidationCases
     entry_modules: Mapping[str, tuple[str, ...]]  # role -> the modules behind it, for fingerprints (their import
                                        # closure is hashed): "export" (part_specs), "runtime" (runtime adapter),

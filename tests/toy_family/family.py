@@ -17,7 +17,6 @@ from ovexport.synthetic.images import random_pixels, synthetic_image
 from .model import MODEL_TYPE, WEIGHTS, ToyConfig, load_part, write_checkpoint
 from .runtime import ToyAdapter, ToyReference
 
-HERE = Path(__file__).resolve().parent
 # the image encoder part as two IRs (optimum-intel's names for a LLaVA-style vision tower and projector)
 VISION = "openvino_vision_embeddings_model.xml"
 PROJECTOR = "openvino_multi_modal_projector_model.xml"
@@ -60,7 +59,6 @@ class ToyFamily:
     bundle_files = ("config.json", "generation_config.json")
     required_files = ("config.json", WEIGHTS)
     synthetic_sizes = ("toy",)
-    synth_sources = (str(HERE / "model.py"),)
     preload = ()
     # the export code is this module's part_specs (hashed as the registration module)
     entry_modules = {"export": (f"{__package__}.model",), "runtime": (f"{__package__}.runtime",),

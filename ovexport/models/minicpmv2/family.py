@@ -57,10 +57,6 @@ class MiniCPMV2Family:
     # tiny: random weights, a few MB; full: the real shapes (a trained tiny fixture is a synthetic source of its
     # own, registered by ovexport.fixtures)
     synthetic_sizes = ("tiny", "full")
-    # what decides the bytes of a synthetic checkpoint: the writer, the tokenizer, the modules' shapes
-    synth_sources = tuple(f"models/minicpmv2/{f}.py" for f in (
-        "synth", "synth_tokenizer", "config", "model", "llm", "vision", "resampler", "tokenizer")) + (
-        "synthetic/safetensors_stream.py",)
     validation_cases = VALIDATION_CASES
     bench_cases = BENCH_CASES
     trace_image_size = TRACE_SIZE
