@@ -116,7 +116,8 @@ def test_tiny_trained_recipes_gate_end_to_end_and_random_tiny_ones_do_not():
     assert load_recipe(ROOT / "recipes/tiny-minicpmv2-int4.yaml").validation.thresholds.end_to_end.min_token_agreement == 0.1
 
 
-MEASURED_TINY = ["tiny-minicpmv2-fp32", "tiny-minicpmv2-int4", "tiny-minicpmv2-int8"]
+MEASURED_TINY = ["tiny-minicpmv2-fp32", "tiny-minicpmv2-int4", "tiny-minicpmv2-int8",
+                 "tiny-trained-minicpmv2-fp32", "tiny-trained-minicpmv2-int4"]
 
 
 @pytest.mark.parametrize("name", MEASURED_TINY)
