@@ -82,6 +82,7 @@ class ValidationContext:
     def compile(self, xml_name: str):
         """Compile one IR on ``spec.device`` with the pinned config (caller drops it when done)."""
         self.subtask(f"compiling {xml_name}")
+        release_memory()  # a check's PyTorch part, freed when its last local went, back to the system first
         model = self.core.compile_model(self.ir_path(xml_name), self.device, self.ov_config)
         self.subtask(f"running {xml_name}")
         return model

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ovexport.engine.peak_rss import vm_hwm
 from ovexport.errors import InputError, OvexportError, ValidationFailed
 from ovexport.parts import PART_KEYS
 
@@ -75,6 +76,7 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
     expected = checks_of(ctx.family)
     names = [n for n in _select(checks) if n in expected or n in OPTIONAL_CHECKS]
     results: list[CheckResult] = []
+    peaks: dict[str, int] = {}
     try:
         for name in names:
             part, fn = {**CHECKS, **OPTIONAL_CHECKS}[name]
@@ -91,6 +93,9 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
                 res = CheckResult(name=name, part=part, metrics={}, gates=[], passed=False, status=FAILED,
                                   details={"error": msg[:2000], "traceback": traceback.format_exc()[-4000:]})
             res.duration_s = round(time.monotonic() - t, 3)
+            peak = vm_hwm()
+            if peak is not None:
+                peaks[name] = peak
             results.append(apply_gating(res, spec))
             if progress is not None:
                 progress()
@@ -106,6 +111,9 @@ def run_validation(ckpt: Path, ir_dir: Path, spec: Any, console: Console | None 
         "spec": spec.model_dump(mode="json"),
         "checks": [r.to_dict() for r in results],
         "duration_s": round(time.monotonic() - t0, 3),
+        # the process's peak RSS so far after each check (VmHWM, Linux): the first check to reach the last
+        # value is the one that set the step's peak
+        "peak_rss_after_check": peaks,
     }
     report["failures"] = failure_lines(report)
     print_report(report, console)

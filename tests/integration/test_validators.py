@@ -99,6 +99,10 @@ def test_every_check_passes_on_fp32_irs(fp32_report, tmp_path):
     grids = {k: v["grid"] for k, v in e2e["details"]["cases"].items()}
     assert grids == {"448x448": None, "1344x896": [3, 2], "896x448": [2, 1]}
     assert e2e["metrics"] == {"token_agreement": 1.0, "first_divergence": -1}
+    # the process's peak RSS after each check: never falling, and at least what the tiny run holds
+    peaks = r["peak_rss_after_check"]
+    assert list(peaks) == ["text_embeddings", "image_encoder", "llm", "end_to_end"]
+    assert list(peaks.values()) == sorted(peaks.values()) and peaks["text_embeddings"] > 50e6
     # the report is JSON as it is, and raise_if_failed lets it through
     path = write_report(r, tmp_path / VALIDATION)
     assert json.loads(path.read_text())["status"] == "passed"

@@ -153,3 +153,24 @@ def test_matrix_prints_one_entry_per_recipe_with_memory_and_disk(tmp_path):
                         "publish:\n  repo_id_prefix: myorg/ov-\n")
     entries = json.loads(CliRunner().invoke(cli, ["matrix", str(pipeline)]).output)["include"]
     assert entries[0]["repo_id"] == "myorg/ov-tiny-minicpmv2-int4"
+
+
+def test_memory_comes_from_the_measured_peak_of_each_kind_of_build():
+    """int4 (data-free) and int8-vision builds get their measured peak RSS plus a margin; a build nobody measured
+    (an fp16 LLM compiled for validation) keeps the whole standard runner."""
+    from ovexport.models.minicpmv2 import resources as res
+    from ovexport.recipe.load import load_recipe
+
+    def recipe(name):
+        return load_recipe(REPO / "recipes" / f"{name}.yaml")
+
+    int4, int8vision = recipe("minicpmv2-int4"), recipe("minicpmv2-int4-int8vision")
+    assert res.measured_peak_bytes(int4) == res.MEASURED_PEAK_BYTES["weight_compression"]
+    assert res.measured_peak_bytes(int8vision) == res.MEASURED_PEAK_BYTES["int8_static_image_encoder"]
+    assert res.measured_peak_bytes(recipe("synthetic-full-minicpmv2-int4")) == res.measured_peak_bytes(int4)
+    assert res.measured_peak_bytes(recipe("minicpmv2-fp16")) is None
+    assert res.memory_gb(recipe("minicpmv2-fp16")) == res.UNMEASURED_MEMORY_GB
+    for r in (int4, int8vision):
+        need = res.measured_peak_bytes(r) * res.MEMORY_MARGIN / 2**30 + res.RUNNER_OVERHEAD_GB
+        assert need <= res.memory_gb(r) < need + 1
+    assert res.memory_gb(int4) < res.memory_gb(int8vision) < res.UNMEASURED_MEMORY_GB

@@ -33,9 +33,23 @@ EXTRAS = 1_000_000_000
 MARGIN = 1.15                              # on the estimate, for what it leaves out (xml, file system blocks)
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
-# GiB of RAM: the full-size int4 run's heaviest step peaked at 10.0 GB RSS (validate), the int8-vision recipe's
-# compress at 11.9 GB (BENCHMARKS.md), plus the runner itself
-FULL_MEMORY_GB = 16
+# Memory: the peak RSS of a full-size build's heaviest step, as measured (bytes; BENCHMARKS.md, "Export: time and
+# memory", `ovexport run recipes/synthetic-full-minicpmv2-int4.yaml` and the int8-vision recipe's compress, peak RSS
+# per step from the lock; docs/investigations/2026-12-05-export-memory.md). Steps run one at a time, in child
+# processes, so a job needs its largest step, not their sum.
+MEASURED_PEAK_BYTES = {
+    # fp16 export, LLM int4/int8 weight compression (data-free), image encoder fp16: validate (its end_to_end check),
+    # 2026-12-05; compress is 3.45 GB
+    "weight_compression": 9_705_619_456,
+    # the same with the image encoder quantized by nncf.quantize: its compress step, 2026-12-05 (issue 18's figure;
+    # the statistics pass alone passed 10.49 GB in the study's probe)
+    "int8_static_image_encoder": 11_900_000_000,
+}
+MEMORY_MARGIN = 1.15        # on a measured peak: another CPU's kernels, another calibration image order
+RUNNER_OVERHEAD_GB = 1      # the runner's own agent and shell
+# no measurement (an fp16 or fp32 LLM compiled for validation, data-aware LLM compression): the standard runner's
+# whole memory, as before the measurement
+UNMEASURED_MEMORY_GB = 16
 TINY = {"memory_gb": 2, "disk_gb": 1}
 
 
@@ -67,9 +81,33 @@ def peak_disk_bytes(recipe) -> float:
     return CHECKPOINT_BYTES + exported + compressed + EXTRAS
 
 
+def measured_peak_bytes(recipe) -> int | None:
+    """The measured peak RSS of the full-size build ``recipe`` makes (its heaviest step), or None when no build of
+    its kind was measured: an LLM left in fp16/fp32 or compressed with data (AWQ, scale estimation, GPTQ,
+    int8_static), a compressed or int8-weight image encoder, a non-fp16 export."""
+    c = recipe.compression
+    llm, vision = c.llm, c.image_encoder
+    if recipe.export.weight_dtype != "fp16" or llm is None or llm.data_aware:
+        return None
+    if vision is None:
+        return MEASURED_PEAK_BYTES["weight_compression"]
+    if vision.is_static:
+        return MEASURED_PEAK_BYTES["int8_static_image_encoder"]
+    return None
+
+
+def memory_gb(recipe) -> int:
+    """GiB of memory ``recipe``'s full-size release job needs: its measured peak with :data:`MEMORY_MARGIN` and the
+    runner's own :data:`RUNNER_OVERHEAD_GB`, or :data:`UNMEASURED_MEMORY_GB`."""
+    peak = measured_peak_bytes(recipe)
+    if peak is None:
+        return UNMEASURED_MEMORY_GB
+    return math.ceil(peak * MEMORY_MARGIN / 2**30 + RUNNER_OVERHEAD_GB)
+
+
 def resources(recipe) -> dict:
     """``{"memory_gb", "disk_gb"}`` for ``recipe``'s release job."""
     src = recipe.source_spec
     if src.kind == "synthetic" and src.size == "tiny":
         return dict(TINY)
-    return {"memory_gb": FULL_MEMORY_GB, "disk_gb": math.ceil(peak_disk_bytes(recipe) * MARGIN / 2**30)}
+    return {"memory_gb": memory_gb(recipe), "disk_gb": math.ceil(peak_disk_bytes(recipe) * MARGIN / 2**30)}
