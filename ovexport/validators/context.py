@@ -26,7 +26,6 @@ from ovexport.errors import BundleError
 from ovexport.models.interface import ModelFamily, Reference, RuntimeAdapter
 from ovexport.models.registry import family_for
 from ovexport.parts import REFERENCE_PARTS, family_ir_files, ir_files_of
-from ovexport.synthetic.images import synthetic_image  # noqa: F401  (the checks draw their images with it)
 
 
 class ValidationContext:
