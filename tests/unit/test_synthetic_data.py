@@ -52,9 +52,9 @@ def test_a_name_belongs_to_one_family(extra_source):
 
 def test_one_synthetic_image_generator():
     from ovexport.runtime.bench_inputs import synthetic_image as bench_image
-    from ovexport.validators.context import synthetic_image as validator_image
+    from ovexport.validators import end_to_end, llm
 
-    assert validator_image is images.synthetic_image
+    assert end_to_end.synthetic_image is images.synthetic_image and llm.synthetic_image is images.synthetic_image
     a, b = bench_image(64, 48, seed=3), images.synthetic_image(np.random.default_rng(3), 64, 48)
     assert a.size == (64, 48) and np.array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a), np.asarray(bench_image(64, 48, seed=4)))
