@@ -11,7 +11,7 @@ from typing import Any
 from .layout import VALIDATION
 
 # keys of validation.json that describe the build machine or the run, not the bundle
-_MACHINE_KEYS = frozenset({"checkpoint", "ir_dir", "bundle", "duration_s", "traceback"})
+_MACHINE_KEYS = frozenset({"checkpoint", "ir_dir", "bundle", "duration_s", "traceback", "peak_rss_after_check"})
 
 
 def local_paths(*extra: str | Path) -> list[str]:
