@@ -21,7 +21,6 @@ computed there against an empty cache. They are also left out when NNCF has no r
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 from ovexport.errors import InputError, PlanError
 from ovexport.models import positions
 from ovexport.parts import PART_KEYS, ir_files_of, part as part_named
-from ovexport.runtime.prefill import prefill_embeddings
+from ovexport.runtime.prefill import piece_alone, prefill_embeddings
 
 from .sample import CalibrationSample
 from .samples import Log, recipe_samples
@@ -127,7 +126,7 @@ def image_encoder_items(prepared: Sequence[Any], adapter, encoders_for, ir: str)
 
     encoder = encoders_for(record).image_encoder
     for p, px in order:
-        (batch,) = adapter.encoder_inputs(dataclasses.replace(p, pixel_values=[px]))
+        batch = piece_alone(adapter, p, px)
         try:
             encoder.encode(batch.inputs)
         except _Recorded:

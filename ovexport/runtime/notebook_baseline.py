@@ -18,11 +18,12 @@ holds one set of compiled models, and each reports its own peak memory.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
 import numpy as np
+
+from .prefill import piece_alone
 
 
 def _wrapper_class():
@@ -135,7 +136,7 @@ class NotebookRunner:
         alone by the family's adapter)."""
         out = []
         for px in prepared.pixel_values:
-            (batch,) = self.pipe.adapter.encoder_inputs(dataclasses.replace(prepared, pixel_values=[px]))
+            batch = piece_alone(self.pipe.adapter, prepared, px)
             self.calls["image"] += 1
             out.append(self.pipe.models.encode_images(batch.inputs)[0])
         return out

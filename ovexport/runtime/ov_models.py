@@ -147,7 +147,7 @@ class BundleModels:
                 return False
             cuts.append(2 if 2 in axes else axes[0])
         for st, axis in zip(states, cuts):
-            kept = np.take(st.state.data, np.arange(length), axis=axis)
+            kept = np.split(st.state.data, [length], axis=axis)[0]     # a view of the first `length`
             st.state = ov.Tensor(np.ascontiguousarray(kept))
         return True
 

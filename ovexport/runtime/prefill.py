@@ -3,6 +3,7 @@
 (``encoder_inputs``), where their features go (``merge``) and the prompt's positions (``position_ids``)."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +23,13 @@ def encode_pieces(adapter, prepared, encode: Encode) -> list[np.ndarray]:
     if missing:
         raise ValueError(f"the family's encoder_inputs left image pieces {missing} out")
     return out  # type: ignore[return-value]
+
+
+def piece_alone(adapter, prepared, piece: np.ndarray):
+    """The one ``ImageBatch`` that encodes ``piece`` (one of ``prepared.pixel_values``) on its own, as the family's
+    adapter makes it (calibration records pieces one by one; the notebook baseline encodes them so)."""
+    (batch,) = adapter.encoder_inputs(dataclasses.replace(prepared, pixel_values=[piece]))
+    return batch
 
 
 def prefill_embeddings(adapter, prepared, embed_text: EmbedText, encode: Encode | None = None,
