@@ -69,11 +69,13 @@ class BundleModels:
     ``ov_config`` overrides ``CPU_DEFAULTS`` (on CPU); ``cache_dir`` turns on OpenVINO's compiled-model cache
     there. ``calls`` counts infer calls per model (tests and benchmarks read it). ``family`` (default: the one
     ``config.json`` names) says which IRs hold the image encoder and how to feed them; ``model_config`` is the
-    model's config as its runtime adapter reads it (default: read from ``bundle``).
+    model's config as its runtime adapter reads it (default: read from ``bundle``). ``image_encoder=False``: the
+    image encoder's IRs are not compiled (features come from elsewhere; ``encode_images`` is then an error).
     """
 
     def __init__(self, bundle: Path, device: str = "CPU", ov_config: Mapping[str, str] | None = None,
-                 cache_dir: str | Path | None = None, slice_logits: bool = True, family=None, model_config=None):
+                 cache_dir: str | Path | None = None, slice_logits: bool = True, family=None, model_config=None,
+                 image_encoder: bool = True):
         import openvino as ov
 
         from ovexport.models.registry import family_for
@@ -83,7 +85,7 @@ class BundleModels:
 
         bundle = Path(bundle)
         family = family or family_for(bundle)
-        image_irs = ir_files_of(family, "image_encoder")
+        image_irs = ir_files_of(family, "image_encoder") if image_encoder else ()
         for name in (TEXT_EMBEDDINGS, LANGUAGE_MODEL, *image_irs):
             if not all((bundle / f).is_file() for f in ir_files(name)):
                 raise BundleError(f"{bundle} has no {name}",
@@ -109,7 +111,7 @@ class BundleModels:
         self.text_req = self.text.create_infer_request()
         self.image_req = {xml: m.create_infer_request() for xml, m in self.image.items()}
         self.image_encoder = image_encoder_for(family, model_config or family.runtime(bundle).config,
-                                               requests_infer(self.image_req))
+                                               requests_infer(self.image_req)) if image_encoder else None
         self.lm_req = self.lm.create_infer_request()
         self._logits = self.lm.output("logits")
         self.calls = {"text": 0, "image": 0, "lm": 0}
@@ -126,6 +128,9 @@ class BundleModels:
 
     def encode_images(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One image-encoder call (an ``ImageBatch``'s inputs, from the family's adapter) -> [N, Q, D]."""
+        if self.image_encoder is None:
+            raise InputError("these models were compiled without the image encoder (image_encoder=False)",
+                             fix="pass the image features, or open the bundle with its image encoder")
         self.calls["image"] += 1
         return self.image_encoder.encode(inputs)
 

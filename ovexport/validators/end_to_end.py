@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ovexport.synthetic.images import synthetic_image
-from ovexport.util.memory import drop_file_pages, release_memory
+from ovexport.util.memory import release_memory
 
 from .base import CheckResult, gate
 from .context import ValidationContext
@@ -49,19 +49,25 @@ def token_agreement(ref: Sequence[int], test: Sequence[int], eos_ids) -> tuple[f
 
 def reference_tokens(ctx: ValidationContext, check: str, images: dict, prepare=None) -> dict[str, dict]:
     """The PyTorch reference's greedy tokens for each image (its prompt ids, image layout and piece count too), through
-    the reference cache. ``prepare(reference, msgs, image)``: the model's input as another runtime prepares it."""
+    the reference cache. ``prepare(reference, msgs, image)``: the model's input as another runtime prepares it.
+
+    In two phases, one reference part alive at a time: every image's features with the image encoder, then greedy
+    generation with the LLM."""
     n_new = int(ctx.spec.generate_tokens)
     msgs = [{"role": "user", "content": QUESTION}]
 
     def compute() -> dict:
         flat: dict = {}
-        with ctx.torch_part("llm", "image_encoder") as ref:
-            for name, img in images.items():
-                prepared = prepare(ref, msgs, img) if prepare is not None else ref.prepare(msgs, img)
-                tokens, _ = ref.greedy(prepared, n_new)
-                flat.update({f"{name}.ids": np.asarray(prepared.input_ids),
-                             f"{name}.grid": list(prepared.layout) if prepared.layout else None,
-                             f"{name}.images": len(prepared.pixel_values), f"{name}.tokens": [int(t) for t in tokens]})
+        with ctx.torch_part("image_encoder") as ref:
+            prepared = {name: prepare(ref, msgs, img) if prepare is not None else ref.prepare(msgs, img)
+                        for name, img in images.items()}
+            features = {name: ref.image_features_of(p) for name, p in prepared.items()}
+        with ctx.torch_part("llm") as ref:
+            for name, p in prepared.items():
+                tokens, _ = ref.greedy(p, n_new, features=features[name])
+                flat.update({f"{name}.ids": np.asarray(p.input_ids),
+                             f"{name}.grid": list(p.layout) if p.layout else None,
+                             f"{name}.images": len(p.pixel_values), f"{name}.tokens": [int(t) for t in tokens]})
         return flat
 
     flat = ctx.cached_reference(check, compute, generate_tokens=n_new)
@@ -102,9 +108,13 @@ def summarise(ctx: ValidationContext, check: str, part: str, cases: dict[str, di
 
 
 def run(ctx: ValidationContext) -> CheckResult:
+    """The runtime's path in two phases, as the reference: the image encoder's IRs encode every case's pieces,
+    then the text embeddings and the LLM generate from them (the whole bundle compiled at once held 9.4 GB of
+    the full-size model in f32: docs/investigations/2026-12-05-export-memory.md)."""
     from ovexport.runtime.generation import greedy_decode
     from ovexport.runtime.ov_models import BundleModels
     from ovexport.runtime.pipeline import Pipeline
+    from ovexport.runtime.prefill import encode_pieces
 
     n_new = int(ctx.spec.generate_tokens)
     msgs = [{"role": "user", "content": QUESTION}]
@@ -113,20 +123,20 @@ def run(ctx: ValidationContext) -> CheckResult:
 
     adapter = ctx.adapter
     eos_ids = set(adapter.eos_ids)
+    prepared = {name: adapter.prepare(msgs, img) for name, img in images.items()}
+    with ctx.image_encoder() as encoder:
+        features = {name: encode_pieces(adapter, p, encoder.encode) for name, p in prepared.items()}
     cases: dict[str, dict] = {}
-    ctx.subtask("compiling the IRs, generating")
-    models = BundleModels(ctx.ir_dir, ctx.device, ctx.ov_config, family=ctx.family, model_config=adapter.config)
-    # the IRs' mapped pages read while compiling: a weight the plugin copied (fp16 made f32) is not read again, one
-    # used in place is mapped back at its first use (util/memory.py)
-    drop_file_pages(sorted(ctx.ir_dir.glob("*.bin")))
+    ctx.subtask("compiling the text embeddings and the LLM, generating")
+    models = BundleModels(ctx.ir_dir, ctx.device, ctx.ov_config, family=ctx.family, model_config=adapter.config,
+                          image_encoder=False)
     try:
         pipe = Pipeline(ctx.ir_dir, models, adapter)
         for name, img in images.items():
-            prepared = adapter.prepare(msgs, img)
-            prefill = pipe.prefill_embeddings(prepared)
+            prefill = pipe.prefill_embeddings(prepared[name], features[name])
             tokens = greedy_decode(models, prefill, pipe.embed_text, eos_ids, n_new,
-                                   positions=pipe.position_ids(prepared))
-            cases[name] = score_case(ctx, name, img, ref_out[name], tokens, prepared.input_ids)
+                                   positions=pipe.position_ids(prepared[name]))
+            cases[name] = score_case(ctx, name, img, ref_out[name], tokens, prepared[name].input_ids)
     finally:
         del models
         release_memory()

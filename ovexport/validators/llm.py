@@ -55,10 +55,11 @@ def _reference_outputs(ctx: ValidationContext) -> dict:
     rng = ctx.rng_for(NAME)
     steps = int(ctx.spec.decode_steps)
     w, h = ctx.family.validation_cases.prompt_image
-    with ctx.torch_part("llm", "image_encoder") as ref:
+    with ctx.torch_part("image_encoder") as ref:   # the image's features first: one part alive at a time
         prepared = ref.prepare([{"role": "user", "content": QUESTION}], synthetic_image(rng, w, h))
-        emb = ref.prefill_embeddings(prepared).float()
-        ref.release("image_encoder")
+        features = ref.image_features_of(prepared)
+    with ctx.torch_part("llm") as ref:
+        emb = ref.prefill_embeddings(prepared, features).float()
         llm = ref.llm
         t = emb.shape[1]
         pos_ids = ctx.adapter.position_ids(prepared)

@@ -215,6 +215,91 @@ def test_missing_ir_is_a_bundle_error(tiny_checkpoint, tmp_path):
         run_validation(tiny_checkpoint, tmp_path, ValidationSpec(), console=quiet())
 
 
+# ------------------------------------------------------------------------------------------ memory
+
+
+def test_checks_hold_one_reference_part_at_a_time(tiny_checkpoint, tiny_irs_fp32, monkeypatch):
+    """The full-size reference's LLM (5.5 GB) and image encoder (0.8 GB) are never loaded together, the text
+    embeddings check loads only the embedding table, and end_to_end compiles the image encoder apart from the LLM
+    (docs/investigations/2026-12-05-export-memory.md): what keeps the validate step under 8 GB."""
+    from ovexport.models.minicpmv2.torch_reference import TorchReference
+    from ovexport.runtime.ov_models import BundleModels
+
+    seen: list[tuple[str, bool, bool]] = []
+    real_features, real_forward = TorchReference.image_features, TorchReference.greedy
+    real_embed = TorchReference.text_embeddings
+
+    def spy(name, fn):
+        def wrapped(self, *a, **kw):
+            seen.append((name, self._llm is not None, self._image_encoder is not None))
+            return fn(self, *a, **kw)
+        return wrapped
+
+    compiled_with_encoder = []
+    real_init = BundleModels.__init__
+
+    def init(self, *a, image_encoder=True, **kw):
+        compiled_with_encoder.append(image_encoder)
+        real_init(self, *a, image_encoder=image_encoder, **kw)
+
+    monkeypatch.setattr(TorchReference, "image_features", spy("image_features", real_features))
+    monkeypatch.setattr(TorchReference, "greedy", spy("greedy", real_forward))
+    monkeypatch.setattr(TorchReference, "text_embeddings", spy("text_embeddings", real_embed))
+    monkeypatch.setattr(BundleModels, "__init__", init)
+    r = run_validation(tiny_checkpoint, tiny_irs_fp32, ValidationSpec(), console=quiet(),
+                       checks=["text_embeddings", "llm", "end_to_end"])
+    assert r["failures"] == [] and r["not_gated"] == ["image_encoder"], r
+    assert {name for name, _, _ in seen} == {"image_features", "greedy", "text_embeddings"}
+    assert all(not llm for name, llm, _ in seen if name in ("image_features", "text_embeddings")), seen
+    assert all(not encoder for name, _, encoder in seen if name == "greedy"), seen
+    assert compiled_with_encoder == [False]
+
+
+def test_reference_phases_give_the_same_numbers(tiny_checkpoint):
+    """Features computed first, the embedding table alone and last-position logits: the same numbers as the
+    reference computing everything at once."""
+    import torch
+
+    from ovexport.models.minicpmv2.torch_reference import TorchReference
+    from ovexport.synthetic.images import synthetic_image
+
+    ref = TorchReference(tiny_checkpoint)
+    prepared = ref.prepare([{"role": "user", "content": "Describe this image."}],
+                           synthetic_image(np.random.default_rng(1), 700, 400))
+    together = ref.prefill_embeddings(prepared)
+    tokens, logits = ref.greedy(prepared, 6)
+    features = ref.image_features_of(prepared)
+    assert len(features) == len(prepared.pixel_values) > 1
+    ref.release("llm")
+    ref.release("image_encoder")
+    apart = ref.prefill_embeddings(prepared, features)
+    assert ref._llm is None and torch.equal(apart, together)
+    ids = np.asarray(prepared.input_ids)[None]
+    table_only = ref.text_embeddings(ids)
+    assert ref._llm is None
+    np.testing.assert_array_equal(table_only, ref.llm.model.embed_tokens(torch.as_tensor(ids)).detach().float().numpy())
+    tokens2, logits2 = ref.greedy(prepared, 6, features=features)
+    assert tokens2 == tokens and all(np.array_equal(a, b) for a, b in zip(logits, logits2))
+    t = together.shape[1]
+    with torch.no_grad():
+        full, _ = ref.llm(together, torch.ones(1, t, dtype=torch.int64), torch.arange(t)[None])
+        last, _ = ref.llm(together, torch.ones(1, t, dtype=torch.int64), torch.arange(t)[None], last_only=True)
+    assert last.shape[1] == 1 and torch.allclose(last[0, 0], full[0, -1], rtol=0, atol=1e-5)
+
+
+def test_models_opened_without_the_image_encoder_refuse_images(tiny_checkpoint, tiny_irs_fp32):
+    from ovexport.errors import InputError
+    from ovexport.models.registry import family_for
+    from ovexport.runtime.ov_models import BundleModels
+
+    family = family_for(tiny_checkpoint)
+    models = BundleModels(tiny_irs_fp32, family=family, model_config=family.runtime(tiny_checkpoint).config,
+                          image_encoder=False)
+    assert models.image == {} and models.embed(np.array([[1, 2]])).shape[:2] == (1, 2)
+    with pytest.raises(InputError, match="without the image encoder"):
+        models.encode_images({})
+
+
 # ------------------------------------------------------------------------------------------ int4
 
 

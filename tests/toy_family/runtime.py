@@ -150,16 +150,19 @@ class ToyReference:
         px = torch.as_tensor(np.asarray(inputs["pixel_values"])).to(self.dtype)
         return projector(visual(px)).float().numpy()
 
+    def image_features_of(self, prepared: ToyPrepared) -> list[np.ndarray]:
+        return [self.image_features(b.inputs)[j] for b in encoder_inputs(prepared) for j in range(len(b.pieces))]
+
     @torch.no_grad()
-    def prefill_embeddings(self, prepared: ToyPrepared) -> torch.Tensor:
+    def prefill_embeddings(self, prepared: ToyPrepared, features=None) -> torch.Tensor:
         ids = torch.as_tensor(prepared.input_ids, dtype=torch.int64)
         emb = self.llm.embed(ids[None]).numpy().copy()
-        feats = [self.image_features(b.inputs)[j] for b in encoder_inputs(prepared) for j in range(len(b.pieces))]
+        feats = self.image_features_of(prepared) if features is None else features
         return torch.from_numpy(merge(prepared, emb, feats))
 
     @torch.no_grad()
-    def greedy(self, prepared: ToyPrepared, max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]:
-        emb = self.prefill_embeddings(prepared)
+    def greedy(self, prepared: ToyPrepared, max_new_tokens: int, features=None) -> tuple[list[int], list[np.ndarray]]:
+        emb = self.prefill_embeddings(prepared, features)
         t = emb.shape[1]
         prompt_pos = position_ids(prepared, self.config)
         nxt = pos.next_position(prompt_pos)

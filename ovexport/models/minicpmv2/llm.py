@@ -128,7 +128,9 @@ class MiniCPMLM(nn.Module):
         return self.model.embed_tokens(input_ids) * self.config.scale_emb
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                past_key_values: list[KV] | None = None) -> tuple[torch.Tensor, list[KV]]:
+                past_key_values: list[KV] | None = None, last_only: bool = False) -> tuple[torch.Tensor, list[KV]]:
+        """``(logits [B, T, V], presents)``; ``last_only``: logits of the last position only ([B, 1, V]), as a
+        generation step needs them (a 480-token prefill's full logits are 0.24 GB)."""
         c = self.config
         t = inputs_embeds.shape[1]
         past_len = past_key_values[0][0].shape[2] if past_key_values else 0
@@ -139,6 +141,6 @@ class MiniCPMLM(nn.Module):
         for i, layer in enumerate(self.model.layers):
             x, present = layer(x, cos, sin, mask, past_key_values[i] if past_key_values else None)
             presents.append(present)
-        x = self.model.norm(x)
+        x = self.model.norm(x[:, -1:] if last_only else x)
         logits = self.lm_head(x / c.logit_scale)
         return logits, presents

@@ -1,6 +1,7 @@
 """The PyTorch reference: our MiniCPM-V-2 run eagerly, used by validators and parity tests."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from . import model_inputs
 from .config import MiniCPMV2Config
 from .fp32_compute import fp32_compute
-from .parts import load_image_encoder, load_llm
+from .parts import load_image_encoder, load_llm, load_text_embeddings
 from ovexport.models.interface import PreparedInput
 
 from .prompt import encode_chat
@@ -34,6 +35,7 @@ class TorchReference:
         self.weight_dtype = _DTYPES.get(self.config.torch_dtype, torch.float32) if dtype == torch.float32 else dtype
         self._llm = None
         self._image_encoder = None
+        self._text_embeddings = None
 
     def _load(self, loader):
         module = loader(self.ckpt, self.config, self.weight_dtype)
@@ -55,6 +57,17 @@ class TorchReference:
     def release(self, part: str) -> None:
         """Free a reference part (``ovexport.parts.REFERENCE_PARTS``: "llm" or "image_encoder")."""
         setattr(self, f"_{part}", None)
+        if part == "llm":
+            self._text_embeddings = None
+
+    def _embedding_table(self):
+        """The LLM's input embedding table: the loaded LLM's own, else the table alone (0.6 GB of the full-size
+        model instead of its 5.5 GB LLM), kept until ``release("llm")``."""
+        if self._llm is not None:
+            return self._llm.model.embed_tokens
+        if self._text_embeddings is None:
+            self._text_embeddings = self._load(load_text_embeddings).embed_tokens
+        return self._text_embeddings
 
     # computations ------------------------------------------------------------------------------
     def prepare(self, msgs, image=None) -> PreparedInput:
@@ -62,9 +75,9 @@ class TorchReference:
 
     @torch.no_grad()
     def text_embeddings(self, ids) -> np.ndarray:
-        """Unscaled embeddings, what the text-embeddings IR computes."""
+        """Unscaled embeddings, what the text-embeddings IR computes (the LLM is not loaded for it)."""
         t = torch.as_tensor(np.asarray(ids), dtype=torch.int64)
-        return self.llm.model.embed_tokens(t).float().numpy()
+        return self._embedding_table()(t).float().numpy()
 
     @torch.no_grad()
     def image_features(self, inputs) -> np.ndarray:
@@ -74,24 +87,33 @@ class TorchReference:
         tgt = torch.as_tensor(np.asarray(inputs["tgt_size"]), dtype=torch.int64)
         return torch.cat([self.image_encoder(px[i:i + 1], tgt) for i in range(px.shape[0])]).float().numpy()
 
-    @torch.no_grad()
-    def prefill_embeddings(self, prepared: PreparedInput) -> torch.Tensor:
-        """[1, T, D]: scaled text embeddings with image features written between <image> and </image>."""
-        ids = torch.as_tensor(prepared.input_ids, dtype=torch.int64)
-        emb = self.llm.embed(ids[None])[0].clone()
+    def image_features_of(self, prepared: PreparedInput) -> list[np.ndarray]:
+        """[Q, D] features of each image piece of ``prepared``, each piece encoded alone."""
         p = int(self.config.patch_size)
-        for (s, e), px in zip(prepared.image_bounds, prepared.pixel_values):
-            feats = self.image_features(model_inputs.encoder_batch_inputs(px[None], p))
-            emb[int(s):int(e)] = torch.as_tensor(feats[0]).to(emb.dtype)
+        return [self.image_features(model_inputs.encoder_batch_inputs(px[None], p))[0]
+                for px in prepared.pixel_values]
+
+    @torch.no_grad()
+    def prefill_embeddings(self, prepared: PreparedInput, features: Sequence[np.ndarray] | None = None) -> torch.Tensor:
+        """[1, T, D]: scaled text embeddings with image features written between <image> and </image>
+        (``features``: ``image_features_of(prepared)`` computed already, so that the encoder can go first)."""
+        if features is None:
+            features = self.image_features_of(prepared)
+        ids = torch.as_tensor(prepared.input_ids, dtype=torch.int64)
+        emb = self._embedding_table()(ids[None])[0] * self.config.scale_emb   # = llm.embed(ids), a new tensor
+        for (s, e), feats in zip(prepared.image_bounds, features):
+            emb[int(s):int(e)] = torch.as_tensor(feats).to(emb.dtype)
         return emb[None]
 
     @torch.no_grad()
-    def greedy(self, prepared: PreparedInput, max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]:
-        """Greedy tokens and the next-token logits of each step (prefill's last position first)."""
-        emb = self.prefill_embeddings(prepared)
+    def greedy(self, prepared: PreparedInput, max_new_tokens: int,
+               features: Sequence[np.ndarray] | None = None) -> tuple[list[int], list[np.ndarray]]:
+        """Greedy tokens and the next-token logits of each step (prefill's last position first); only the last
+        position's logits are computed."""
+        emb = self.prefill_embeddings(prepared, features)
         t = emb.shape[1]
         mask = torch.ones(1, t, dtype=torch.int64)
-        logits, past = self.llm(emb, mask, torch.arange(t)[None])
+        logits, past = self.llm(emb, mask, torch.arange(t)[None], last_only=True)
         tokens: list[int] = []
         step_logits = [logits[0, -1].float().numpy()]
         for _ in range(max_new_tokens):
