@@ -146,6 +146,7 @@ def step_inputs(recipe, step: str) -> dict[str, Path]:
     wanted = next(s for s in steps if s.name == step)
     inputs = {a: where[a] for a in wanted.consumes}
     missing = [a for a, path in inputs.items() if not path.exists()]
+    inputs.update({a: where[a] for a in wanted.optional if a in where and where[a].exists()})
     if missing:
         sys.exit(f"error: {', '.join(missing)} not built yet; fix: ovexport run RECIPE --until {step} "
                  f"(same --set) first")
