@@ -106,7 +106,9 @@ class ValidationContext:
         try:
             yield image_encoder_for(self.family, self.reference.config, requests_infer(requests))
         finally:
-            del requests, models
+            # emptied, not only unbound: the yielded encoder's infer still holds the dict after the block
+            requests.clear()
+            models.clear()
             release_memory()
 
     # ------------------------------------------------------------------ PyTorch reference

@@ -255,6 +255,45 @@ def test_checks_hold_one_reference_part_at_a_time(tiny_checkpoint, tiny_irs_fp32
     assert compiled_with_encoder == [False]
 
 
+def test_image_encoder_is_freed_when_its_block_ends(tiny_checkpoint, tiny_irs_fp32, monkeypatch):
+    """end_to_end keeps its ``encoder`` name bound after ``with ctx.image_encoder() as encoder``: the compiled IRs
+    must go when the block ends all the same, or the full-size image encoder (4 GB in f32 with its buffers) stays
+    under the LLM compiled next (docs/investigations/2026-12-05-export-memory.md)."""
+    import gc
+    import weakref
+
+    from ovexport.validators.context import ValidationContext
+
+    class Request:          # holds its model, as an OpenVINO infer request holds its compiled model
+        def __init__(self, model):
+            self.model, self.request = model, model.compiled.create_infer_request()
+
+        def __getattr__(self, name):
+            return getattr(self.request, name)
+
+    class Tracked:
+        def __init__(self, compiled):
+            self.compiled = compiled
+
+        def create_infer_request(self):
+            return Request(self)
+
+    made: list[weakref.ref] = []
+    ctx = ValidationContext(tiny_checkpoint, tiny_irs_fp32, ValidationSpec(), console=quiet())
+    real_compile = ValidationContext.compile
+
+    def compile_tracked(self, xml_name):
+        model = Tracked(real_compile(self, xml_name))
+        made.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(ValidationContext, "compile", compile_tracked)
+    with ctx.image_encoder() as encoder:
+        assert made and all(ref() is not None for ref in made)
+    gc.collect()
+    assert encoder is not None and [ref() for ref in made] == [None] * len(made)
+
+
 def test_reference_phases_give_the_same_numbers(tiny_checkpoint):
     """Features computed first, the embedding table alone and last-position logits: the same numbers as the
     reference computing everything at once."""
