@@ -71,19 +71,25 @@ def nncf_table(messages: list[str]) -> str | None:
 
 
 def to_nncf_quantize(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Plain recipe values -> ``nncf.quantize`` keywords (preset, model type, SmoothQuant alpha, IgnoredScope)."""
+    """Plain recipe values -> ``nncf.quantize`` keywords (preset, model type, SmoothQuant alpha, bias correction,
+    IgnoredScope)."""
     import nncf
 
     out = dict(kwargs)
     out["preset"] = nncf.QuantizationPreset(out["preset"])
     if "model_type" in out:
         out["model_type"] = nncf.ModelType(out["model_type"])
+    advanced: dict[str, Any] = {}
     if "smooth_quant_alpha" in out:
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+        from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
-        alpha = out.pop("smooth_quant_alpha")
-        out["advanced_parameters"] = AdvancedQuantizationParameters(
-            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=alpha))
+        advanced["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(matmul=out.pop("smooth_quant_alpha"))
+    if out.pop("bias_correction", True) is False:
+        advanced["disable_bias_correction"] = True
+    if advanced:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+        out["advanced_parameters"] = AdvancedQuantizationParameters(**advanced)
     if "ignored_scope" in out:
         out["ignored_scope"] = nncf.IgnoredScope(**out["ignored_scope"], validate=False)
     return out

@@ -34,8 +34,8 @@ INT4_MODES: tuple[str, ...] = ("int4_sym", "int4_asym")
 INT8_MODES: tuple[str, ...] = ("int8_sym", "int8_asym")
 STATIC_MODES: tuple[str, ...] = ("int8_static",)
 # PartCompression options that only int8_static (nncf.quantize) takes, with their defaults
-STATIC_OPTIONS: dict[str, Any] = {"preset": "performance", "model_type": "transformer", "fast_bias_correction": True,
-                                  "smooth_quant_alpha": None}
+STATIC_OPTIONS: dict[str, Any] = {"preset": "performance", "model_type": "transformer", "bias_correction": True,
+                                  "fast_bias_correction": True, "smooth_quant_alpha": None}
 DEFAULT_INT4_GROUP_SIZE = 64
 DEFAULT_BACKUP_MODE = "int8_asym"
 # Sensitivity metrics that need activations, i.e. a calibration data set.
@@ -95,6 +95,9 @@ class PartCompression(StrictModel):
     model_type: Optional[QuantizationModelType] = Field(
         None, description="int8_static: 'transformer' (default: NNCF's transformer scheme, SmoothQuant, attention "
                           "MatMuls) or 'generic'")
+    bias_correction: Optional[bool] = Field(
+        None, description="int8_static: correct the biases for the quantization's shift (default true); false = "
+                          "none (NNCF's disable_bias_correction), which spares its statistics' memory")
     fast_bias_correction: Optional[bool] = Field(None, description="int8_static: NNCF's fast bias correction "
                                                                  "(default true); false = the slower full one")
     smooth_quant_alpha: Optional[float] = Field(
@@ -116,6 +119,10 @@ class PartCompression(StrictModel):
                 if getattr(self, opt) is not None:
                     problems.append(((opt,), f"{opt} only applies to int8_static (nncf.quantize), not {self.mode}; "
                                      f"remove {opt}", getattr(self, opt)))
+        if self.bias_correction is False and self.fast_bias_correction is not None:
+            problems.append((("fast_bias_correction",), "fast_bias_correction chooses which bias correction runs, "
+                             "and bias_correction: false runs none; remove fast_bias_correction",
+                             self.fast_bias_correction))
         if self.mode in INT8_MODES or self.mode in STATIC_MODES:
             if self.group_size not in (None, -1):
                 problems.append((("group_size",), f"{self.mode} is per-channel: group_size only applies to int4 "
@@ -153,6 +160,8 @@ class PartCompression(StrictModel):
             self.group_size = -1
         if self.mode in STATIC_MODES:
             for opt, default in STATIC_OPTIONS.items():
+                if opt == "fast_bias_correction" and self.bias_correction is False:
+                    continue
                 if getattr(self, opt) is None and default is not None:
                     setattr(self, opt, default)
         return self
@@ -207,12 +216,17 @@ class PartCompression(StrictModel):
 
     def quantize_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nncf.quantize`` (int8_static) as plain values; the caller converts ``preset`` ->
-        ``nncf.QuantizationPreset``, ``model_type`` -> ``nncf.ModelType``, ``ignored_scope`` -> ``nncf.IgnoredScope`` and
-        ``smooth_quant_alpha`` -> ``AdvancedQuantizationParameters(smooth_quant_alphas=...)``, and adds ``dataset``
+        ``nncf.QuantizationPreset``, ``model_type`` -> ``nncf.ModelType``, ``ignored_scope`` -> ``nncf.IgnoredScope``,
+        ``smooth_quant_alpha`` -> ``AdvancedQuantizationParameters(smooth_quant_alphas=...)`` and ``bias_correction:
+        False`` -> ``AdvancedQuantizationParameters(disable_bias_correction=True)``, and adds ``dataset``
         and ``subset_size``."""
         if not self.is_static:
             raise ValueError(f"{self.mode} is nncf.compress_weights, not nncf.quantize: use nncf_kwargs()")
-        kw: dict[str, Any] = {"preset": self.preset, "fast_bias_correction": self.fast_bias_correction}
+        kw: dict[str, Any] = {"preset": self.preset}
+        if self.bias_correction:
+            kw["fast_bias_correction"] = self.fast_bias_correction
+        else:
+            kw["bias_correction"] = False
         if self.model_type == "transformer":
             kw["model_type"] = "transformer"
         if self.smooth_quant_alpha is not None:

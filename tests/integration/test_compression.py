@@ -444,6 +444,30 @@ def test_image_encoder_int8_static(tiny_inputs):
             assert not np.allclose(a, b, atol=1e-6)   # it did change something
 
 
+def test_int8_static_without_bias_correction(tiny_inputs):
+    """``bias_correction: false`` (what keeps the full-size image encoder's quantization under 10 GB) quantizes all
+    the same, and gives another model than the default's fast bias correction: the biases are left as exported."""
+    import openvino as ov
+
+    from ovexport.calibration import calibration_items
+
+    def quantized(policy: str):
+        recipe = _recipe("tiny-minicpmv2-int4", ["calibration={source: builtin, num_samples: 2}",
+                                                 "compression.llm=null", f"compression.image_encoder={policy}"])
+        models, _ = compress_part_irs(recipe, "image_encoder", recipe.compression.image_encoder, tiny_inputs)
+        return recipe, models
+
+    recipe, plain = quantized("{mode: int8_static, bias_correction: false}")
+    _, corrected = quantized("{mode: int8_static}")
+    ir = next(iter(plain))
+    assert sum(op.get_type_name() == "FakeQuantize" for op in plain[ir].get_ordered_ops()) > 0
+    core = ov.Core()
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    item = calibration_items(recipe, "image_encoder", tiny_inputs, ir=ir)[0]
+    a, b = (np.asarray(core.compile_model(m[ir], "CPU", f32)(item)[0]) for m in (plain, corrected))
+    assert not np.array_equal(a, b)
+
+
 def test_int8_static_options_reach_nncf():
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
@@ -459,5 +483,11 @@ def test_int8_static_options_reach_nncf():
     assert isinstance(kw["advanced_parameters"], AdvancedQuantizationParameters)
     assert kw["advanced_parameters"].smooth_quant_alphas.matmul == -1
     assert kw["ignored_scope"].types == ["ScaledDotProductAttention"]
+    assert kw["advanced_parameters"].disable_bias_correction is False
     generic = to_nncf_quantize(PartCompression(mode="int8_static", model_type="generic").quantize_kwargs())
     assert "model_type" not in generic and "advanced_parameters" not in generic
+    none = to_nncf_quantize(PartCompression(mode="int8_static", bias_correction=False,
+                                            smooth_quant_alpha=0.5).quantize_kwargs())
+    assert "fast_bias_correction" not in none and "bias_correction" not in none
+    assert none["advanced_parameters"].disable_bias_correction is True
+    assert none["advanced_parameters"].smooth_quant_alphas.matmul == 0.5

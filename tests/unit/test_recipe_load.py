@@ -55,7 +55,7 @@ def test_typo_key_reported_with_file_and_line(tmp_path):
     assert problems(p) == [
         f"{p}:9: compression.llm.grup_size: unknown key 'grup_size'; did you mean 'group_size'? (allowed: mode, "
         "group_size, ratio, all_layers, backup_mode, sensitivity_metric, ignored_scope, group_size_fallback, awq, scale_estimation, "
-        "gptq, lora_correction, preset, model_type, fast_bias_correction, smooth_quant_alpha)"]
+        "gptq, lora_correction, preset, model_type, bias_correction, fast_bias_correction, smooth_quant_alpha)"]
 
 
 def test_typo_top_level_key(tmp_path):

@@ -416,6 +416,13 @@ def test_int8_static_defaults_and_quantize_kwargs():
     assert q.quantize_kwargs() == {"preset": "mixed", "fast_bias_correction": False, "smooth_quant_alpha": -1.0,
                                    "ignored_scope": {"names": [], "patterns": [],
                                                      "types": ["ScaledDotProductAttention"]}}
+    none = PartCompression(mode="int8_static", bias_correction=False)
+    assert none.fast_bias_correction is None
+    assert none.quantize_kwargs() == {"preset": "performance", "bias_correction": False, "model_type": "transformer"}
+    with pytest.raises(ValidationError, match="bias_correction: false runs none; remove fast_bias_correction"):
+        PartCompression(mode="int8_static", bias_correction=False, fast_bias_correction=True)
+    with pytest.raises(ValidationError, match="bias_correction only applies to int8_static"):
+        PartCompression(mode="int8_sym", bias_correction=False)
     with pytest.raises(ValueError, match="use quantize_kwargs"):
         p.nncf_kwargs()
     with pytest.raises(ValueError, match="use nncf_kwargs"):
