@@ -64,6 +64,7 @@ def reference_tokens(ctx: ValidationContext, check: str, images: dict, prepare=N
             features = {name: ref.image_features_of(p) for name, p in prepared.items()}
         with ctx.torch_part("llm") as ref:
             for name, p in prepared.items():
+                ctx.subtask(f"PyTorch reference (llm): {name}, {len(p.input_ids)} prompt tokens, greedy")
                 tokens, _ = ref.greedy(p, n_new, features=features[name])
                 flat.update({f"{name}.ids": np.asarray(p.input_ids),
                              f"{name}.grid": list(p.layout) if p.layout else None,
