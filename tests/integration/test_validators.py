@@ -326,6 +326,58 @@ def test_reference_phases_give_the_same_numbers(tiny_checkpoint):
     assert last.shape[1] == 1 and torch.allclose(last[0, 0], full[0, -1], rtol=0, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def tiny_bf16_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint stored in bf16, as the real one is (the tiny one is fp32)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path_factory.mktemp("tiny-bf16") / "ckpt"
+    shutil.copytree(tiny_checkpoint, out)
+    for shard in out.glob("*.safetensors"):
+        save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in load_file(shard).items()},
+                  str(shard))
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "torch_dtype": "bfloat16"}))
+    return out
+
+
+def test_reference_reads_its_16bit_weights_from_the_checkpoint(tiny_bf16_checkpoint, monkeypatch):
+    """The fp32 reference's 16-bit linear and embedding weights are views of the checkpoint, and each layer gives its
+    weight's pages back after it ran (tests/unit/test_mapped_safetensors.py shows the pages leave the process): the
+    numbers are those of the weights copied in."""
+    import torch
+
+    from ovexport.models.minicpmv2.fp32_compute import UpcastEmbedding, UpcastLinear, fp32_compute
+    from ovexport.models.minicpmv2.parts import load_llm
+    from ovexport.models.minicpmv2.torch_reference import TorchReference
+    from ovexport.synthetic.images import synthetic_image
+    from ovexport.util.mapped_safetensors import MappedSafetensors
+
+    released: set[int] = set()
+    real_release = MappedSafetensors.release
+
+    def spy(self, t):
+        released.add(t.data_ptr())
+        real_release(self, t)
+
+    monkeypatch.setattr(MappedSafetensors, "release", spy)
+    ref = TorchReference(tiny_bf16_checkpoint)
+    assert ref.weight_dtype == torch.bfloat16
+    prepared = ref.prepare([{"role": "user", "content": "Describe this image."}],
+                           synthetic_image(np.random.default_rng(3), 300, 200))
+    features = ref.image_features_of(prepared)
+    tokens, logits = ref.greedy(prepared, 4, features=features)
+    shards = ref.llm.mapped_shards
+    big = [m.weight for m in ref.llm.modules() if isinstance(m, (UpcastLinear, UpcastEmbedding))]
+    assert len(big) > 10 and all(any(s.holds(w) for s in shards) for w in big)
+    assert {w.data_ptr() for w in big} <= released
+    ref._llm = fp32_compute(load_llm(tiny_bf16_checkpoint, ref.config, ref.weight_dtype))
+    assert not getattr(ref._llm, "mapped_shards", None)
+    tokens2, logits2 = ref.greedy(prepared, 4, features=features)
+    assert tokens2 == tokens and all(np.array_equal(a, b) for a, b in zip(logits, logits2))
+
+
 def test_models_opened_without_the_image_encoder_refuse_images(tiny_checkpoint, tiny_irs_fp32):
     from ovexport.errors import InputError
     from ovexport.models.registry import family_for

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ovexport.errors import CheckpointError
+from ovexport.util.mapped_safetensors import MappedSafetensors
 
 INDEX = "model.safetensors.index.json"
 
@@ -31,11 +32,14 @@ def weight_map(ckpt: Path) -> dict[str, str]:
                           fix="point the recipe's source at a complete checkpoint directory")
 
 
-def load_tensors(ckpt: Path, module: nn.Module, prefix: str, dtype: torch.dtype) -> None:
+def load_tensors(ckpt: Path, module: nn.Module, prefix: str, dtype: torch.dtype,
+                 mapped: bool = False) -> list[MappedSafetensors]:
     """Fill ``module`` (built on the meta device) with the tensors named ``prefix + <its state-dict key>``.
 
     Tensors are read one shard at a time and converted to ``dtype`` one by one, so peak memory is
     the module's size plus one tensor. A missing tensor or a wrong shape is a CheckpointError.
+    ``mapped``: a tensor stored in ``dtype`` is a read-only view of its shard instead of a copy
+    (``util.mapped_safetensors``); the shards that gave views are returned, to release their pages.
     """
     from safetensors import safe_open
 
@@ -51,6 +55,7 @@ def load_tensors(ckpt: Path, module: nn.Module, prefix: str, dtype: torch.dtype)
     for k in expected:
         by_shard.setdefault(wmap[k], []).append(k)
     loaded: dict[str, torch.Tensor] = {}
+    views: list[MappedSafetensors] = []
     for shard, names in by_shard.items():
         path = ckpt / shard
         if not path.is_file():
@@ -63,12 +68,20 @@ def load_tensors(ckpt: Path, module: nn.Module, prefix: str, dtype: torch.dtype)
                     raise CheckpointError(
                         f"tensor {name} in {shard} has shape {shape}, expected {want} for this config.json",
                         fix="the weights do not match config.json: re-download the checkpoint")
+        shard_map = MappedSafetensors(path) if mapped else None
         for name in names:
+            view = shard_map.tensor(name) if shard_map is not None else None
+            if view is not None and view.dtype == dtype:
+                loaded[name[len(prefix):]] = view
+                if not views or views[-1] is not shard_map:
+                    views.append(shard_map)
+                continue
             # one mapping per tensor: the shard's pages leave the process's memory as soon as the
             # tensor is converted, instead of accumulating until the whole shard is read
             with safe_open(path, framework="pt") as f:
                 loaded[name[len(prefix):]] = f.get_tensor(name).to(dtype, copy=True)
     module.load_state_dict(loaded, strict=True, assign=True)
+    return views
 
 
 def tensor_shapes(module: nn.Module, prefix: str = "") -> dict[str, tuple[int, ...]]:

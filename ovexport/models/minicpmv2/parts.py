@@ -29,24 +29,30 @@ class TextEmbeddings(nn.Module):
         return self.embed_tokens(input_ids)
 
 
-def _load(module_cls, prefix: str, ckpt: Path, config: MiniCPMV2Config | None, dtype: torch.dtype):
+def _load(module_cls, prefix: str, ckpt: Path, config: MiniCPMV2Config | None, dtype: torch.dtype,
+          mapped: bool = False):
+    """``mapped``: tensors stored in ``dtype`` are read-only views of the checkpoint (``load_tensors``); the shards
+    that gave them are the module's ``mapped_shards``."""
     config = config or MiniCPMV2Config.from_dir(ckpt)
     with torch.device("meta"):
         module = module_cls(config)
-    load_tensors(ckpt, module, prefix, dtype)
+    shards = load_tensors(ckpt, module, prefix, dtype, mapped=mapped)
+    if shards:
+        module.mapped_shards = shards
     return module.eval()
 
 
-def load_text_embeddings(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> TextEmbeddings:
-    return _load(TextEmbeddings, "llm.model.", ckpt, config, dtype)
+def load_text_embeddings(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32,
+                         mapped: bool = False) -> TextEmbeddings:
+    return _load(TextEmbeddings, "llm.model.", ckpt, config, dtype, mapped)
 
 
-def load_llm(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> MiniCPMLM:
-    return _load(MiniCPMLM, "llm.", ckpt, config, dtype)
+def load_llm(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32, mapped: bool = False) -> MiniCPMLM:
+    return _load(MiniCPMLM, "llm.", ckpt, config, dtype, mapped)
 
 
-def load_image_encoder(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> ImageEncoder:
-    return _load(ImageEncoder, "", ckpt, config, dtype)
+def load_image_encoder(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32, mapped: bool = False) -> ImageEncoder:
+    return _load(ImageEncoder, "", ckpt, config, dtype, mapped)
 
 
 def load_resampler(ckpt: Path, config: MiniCPMV2Config | None = None, dtype=torch.float32) -> Resampler:
