@@ -7,6 +7,7 @@ docs/investigations/2026-12-01-speed-follows-bytes.md.
     python benchmarks/trained_compare.py candidates --seeds 0 1 2       # 17 variants, notebook's setting first
     python benchmarks/trained_compare.py grid --seeds 0                 # 26 variants: mode x ratio x group, ...
     python benchmarks/trained_compare.py int8vision --seeds 0           # ablations of the int8_static image encoder
+    python benchmarks/trained_compare.py bias_correction --seeds 0 1 2  # int8_static with and without bias correction
     python benchmarks/trained_compare.py candidates --dry-run           # print the compare commands only
 
 Each seed's checkpoint is ``synthetic://tiny-trained?seed=S``: the first use of a seed trains it (~6 min of CPU,
@@ -84,6 +85,13 @@ SETS: dict[str, dict] = {
         llm("group_size: 64, ratio: 1.0, all_layers: true"),
         nb_int8vision(),
         nb_int8vision(RESAMPLER),
+    ]},
+    # what leaving bias correction out costs (it keeps the full-size image encoder's quantization under 10 GB:
+    # docs/investigations/2026-12-05-export-memory.md), notebook first
+    "bias_correction": {"base": False, "variants": [
+        NB,
+        nb_int8vision(),
+        nb_int8vision("bias_correction: false"),
     ]},
     # the int8_static image encoder's ablations ("a floor near 30x the notebook setting's KL"), notebook first
     "int8vision": {"base": False, "calibration_images": 64, "variants": [
