@@ -1,8 +1,8 @@
 """A safetensors shard mapped read-only: its tensors as zero-copy views, whose pages can be given back after use.
 
-A 16-bit reference model computed in fp32 (``fp32_compute``) only reads its big weights, a slice at a time. Copied
-into the process, the full-size MiniCPM-V-2 LLM is 5.9 GB of resident memory for the whole validate step; as views
-of the shard, its pages are the page cache's, and ``release(tensor)`` after a layer has used them unmaps them
+A 16-bit reference model computed in fp32 (a family's ``fp32_compute``) only reads its big weights, a part at a
+time. Copied into the process, a multi-GB language model stays resident for a whole validate step; as views of
+the shard, its pages are the page cache's, and ``release(tensor)`` after a layer has used them unmaps them
 from this process (``madvise(MADV_DONTNEED)`` on a shared read-only mapping: the file and the page cache are
 untouched, the next read maps the same bytes back). The mapping is read-only on purpose: code that wrote into a
 weight would crash at once instead of having its change silently dropped by a later release.

@@ -166,7 +166,15 @@ def test_memory_comes_from_the_measured_peak_of_each_kind_of_build():
 
     int4, int8vision = recipe("minicpmv2-int4"), recipe("minicpmv2-int4-int8vision")
     assert res.measured_peak_bytes(int4) == res.MEASURED_PEAK_BYTES["weight_compression"]
-    assert res.measured_peak_bytes(int8vision) == res.MEASURED_PEAK_BYTES["int8_static_image_encoder"]
+    corrected = load_recipe(REPO / "recipes" / "minicpmv2-int4-int8vision.yaml",
+                            overrides=["compression.image_encoder.bias_correction=true"])
+    uncorrected = load_recipe(REPO / "recipes" / "minicpmv2-int4-int8vision.yaml",
+                              overrides=["compression.image_encoder.bias_correction=false"])
+    assert res.measured_peak_bytes(corrected) == res.MEASURED_PEAK_BYTES["int8_static_image_encoder"]
+    assert res.measured_peak_bytes(uncorrected) == \
+        res.MEASURED_PEAK_BYTES["int8_static_image_encoder_no_bias_correction"]
+    assert res.measured_peak_bytes(int8vision) in (res.measured_peak_bytes(corrected),
+                                                   res.measured_peak_bytes(uncorrected))
     assert res.measured_peak_bytes(recipe("synthetic-full-minicpmv2-int4")) == res.measured_peak_bytes(int4)
     assert res.measured_peak_bytes(recipe("minicpmv2-fp16")) is None
     assert res.memory_gb(recipe("minicpmv2-fp16")) == res.UNMEASURED_MEMORY_GB
