@@ -11,6 +11,7 @@ recipe's download step) and produce the same three IRs with the LLM stateful and
 
 Prints wall time and peak RSS of each (peak RSS of the process tree, sampled every 0.1 s).
 Usage: python benchmarks/bench_export.py [--recipe recipes/synthetic-full-minicpmv2-int4.yaml] [--skip-baseline]
+       [--set output.root=DIR]
 """
 from __future__ import annotations
 
@@ -92,21 +93,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default=str(REPO / "recipes" / "synthetic-full-minicpmv2-int4.yaml"))
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="recipe override, as ovexport run's (e.g. output.root=/data/mem)")
     args = ap.parse_args()
 
     from ovexport.engine import work_dir
     from ovexport.recipe.load import load_recipe
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, overrides=args.overrides)
+    sets = [a for o in args.overrides for a in ("--set", o)]
     ovx = [sys.executable, "-m", "ovexport.cli"]
     # the checkpoint first (not timed: the notebook downloads it, we synthesise it)
-    wall, _, _, rc = measure([*ovx, "run", args.recipe, "--until", "download"])
+    wall, _, _, rc = measure([*ovx, "run", args.recipe, *sets, "--until", "download"])
     if rc:
         sys.exit(f"download step failed ({rc})")
     ckpt = work_dir(recipe) / "checkpoint"
 
     forced = [a for s in EXPORT_STEPS for a in ("--force", s)]
-    wall, pss, rss, rc = measure([*ovx, "run", args.recipe, "--until", "compress", *forced])
+    wall, pss, rss, rc = measure([*ovx, "run", args.recipe, *sets, "--until", "compress", *forced])
     if rc:
         sys.exit(f"ovexport run failed ({rc})")
     lock = json.loads((work_dir(recipe) / "ovexport.lock.json").read_text())["steps"]
