@@ -11,6 +11,9 @@ import pytest
 
 from ovexport.util.memory import FilePageTrimmer, drop_file_pages, read_only_mappings
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from proc_status import rss_file  # noqa: E402
+
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
@@ -34,13 +37,6 @@ def test_read_only_mappings_of_the_named_files_only(tmp_path):
                                                          (0x7f0000500000, 0x100000)]
     assert read_only_mappings(maps, []) == []
 
-
-def rss_file() -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("RssFile:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no RssFile in /proc/self/status")
 
 
 def touch(m: mmap.mmap) -> int:

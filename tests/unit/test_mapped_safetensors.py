@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,18 +11,14 @@ from safetensors.torch import load_file, save_file
 
 from ovexport.util.mapped_safetensors import MappedSafetensors
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from proc_status import rss_file  # noqa: E402
+
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
 ROWS = 4096            # x 2048 bf16 = 16 MiB
 
-
-def rss_file() -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("RssFile:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no RssFile in /proc/self/status")
 
 
 @pytest.fixture
