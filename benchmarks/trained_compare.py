@@ -9,6 +9,7 @@ docs/investigations/2026-12-01-speed-follows-bytes.md.
     python benchmarks/trained_compare.py int8vision --seeds 0           # ablations of the int8_static image encoder
     python benchmarks/trained_compare.py bias_correction --seeds 0 1 2  # int8_static with and without bias correction
     python benchmarks/trained_compare.py candidates --dry-run           # print the compare commands only
+    python benchmarks/trained_compare.py bias_correction --seeds 0 1 2 --reuse   # pool seeds already compared
 
 Each seed's checkpoint is ``synthetic://tiny-trained?seed=S``: the first use of a seed trains it (~6 min of CPU,
 then cached in ~/.cache/ovexport). Calibration for the data-aware variants and ``int8_static``: images of the task
@@ -171,6 +172,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--max-new-tokens", type=int, default=6)
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    ap.add_argument("--reuse", action="store_true",
+                    help="a seed whose ROOT/compare/<set>-seed<S>/compare.json exists is read, not run again")
     a = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     results = []
@@ -181,6 +184,11 @@ def main() -> None:
         argv = [sys.executable, "-m", "ovexport.cli", *compare_argv(a.set, seed, a, cal)]
         print("$ " + shlex.join(cal_argv) + "\n$ " + shlex.join(argv), flush=True)
         if a.dry_run:
+            continue
+        done = out_dir(a, a.set, seed) / "compare.json"
+        if a.reuse and done.is_file():
+            print(f"reusing {done}", flush=True)
+            results.append(json.loads(done.read_text()))
             continue
         for cmd in (cal_argv, argv):
             if subprocess.run(cmd, cwd=REPO, env=env).returncode != 0:
