@@ -47,7 +47,7 @@ class MappedSafetensors:
         begin, end = info["data_offsets"]
         if dtype is None or end <= begin:
             return None
-        item = torch.empty((), dtype=dtype).element_size()
+        item = dtype.itemsize
         offset = self._data_start + begin
         if offset % item or (end - begin) % item:
             return None

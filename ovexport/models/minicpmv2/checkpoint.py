@@ -73,13 +73,13 @@ def load_tensors(ckpt: Path, module: nn.Module, prefix: str, dtype: torch.dtype,
             view = shard_map.tensor(name) if shard_map is not None else None
             if view is not None and view.dtype == dtype:
                 loaded[name[len(prefix):]] = view
-                if not views or views[-1] is not shard_map:
-                    views.append(shard_map)
                 continue
             # one mapping per tensor: the shard's pages leave the process's memory as soon as the
             # tensor is converted, instead of accumulating until the whole shard is read
             with safe_open(path, framework="pt") as f:
                 loaded[name[len(prefix):]] = f.get_tensor(name).to(dtype, copy=True)
+        if shard_map is not None and any(shard_map.holds(t) for t in loaded.values()):
+            views.append(shard_map)
     module.load_state_dict(loaded, strict=True, assign=True)
     return views
 
